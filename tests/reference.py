@@ -265,3 +265,19 @@ def load_reference_speech_tokenizer(path: Path):
     from qwen_tts.core import Qwen3TTSTokenizerV2Model
 
     return Qwen3TTSTokenizerV2Model.from_pretrained(str(path), dtype=torch.float32).eval()
+
+
+# ----------------------------------------------------------------- test signals
+
+def write_speechlike_wav(path: Path, seconds: float, sample_rate: int = 22050, channels: int = 2,
+                         seed: int = 0) -> Path:
+    """A rising chirp plus noise, different in each channel, written as float WAV."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    chirp = 0.4 * np.sin(2 * np.pi * (120 * t + 400 * t**2 / max(seconds, 1e-3)))
+    wav = np.stack([chirp * (1 - 0.3 * c) + 0.05 * rng.standard_normal(t.size) for c in range(channels)], 1)
+    sf.write(str(path), wav.astype(np.float32), sample_rate, subtype="FLOAT")
+    return path
