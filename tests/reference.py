@@ -281,3 +281,116 @@ def write_speechlike_wav(path: Path, seconds: float, sample_rate: int = 22050, c
     wav = np.stack([chirp * (1 - 0.3 * c) + 0.05 * rng.standard_normal(t.size) for c in range(channels)], 1)
     sf.write(str(path), wav.astype(np.float32), sample_rate, subtype="FLOAT")
     return path
+
+
+# ----------------------------------------------------------------- whole checkpoints
+
+LANGUAGE_IDS = {
+    "chinese": 2055, "english": 2050, "german": 2053, "italian": 2070, "portuguese": 2071,
+    "spanish": 2054, "japanese": 2058, "korean": 2064, "french": 2061, "russian": 2069,
+    "beijing_dialect": 2074, "sichuan_dialect": 2062,
+}
+# Real preset ids; eric and dylan are the dialect speakers.
+SPEAKER_IDS = {"serena": 3066, "vivian": 3065, "uncle_fu": 3010, "ryan": 3061, "aiden": 2861,
+               "ono_anna": 2873, "sohee": 2864, "eric": 2875, "dylan": 2878}
+SPEAKER_DIALECTS = {name: False for name in SPEAKER_IDS} | {"eric": "sichuan_dialect", "dylan": "beijing_dialect"}
+
+GENERATION_CONFIG = {
+    "do_sample": True, "repetition_penalty": 1.05, "temperature": 0.9, "top_p": 1.0, "top_k": 50,
+    "subtalker_dosample": True, "subtalker_temperature": 0.9, "subtalker_top_p": 1.0,
+    "subtalker_top_k": 50, "max_new_tokens": 8192,
+}
+
+# Talker shapes for the parity grid: GQA ratios, head dims, depths, with and without the
+# code predictor being narrower than the talker (the 1.7B-style projection).
+TALKER_SHAPES = {
+    "proj": dict(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, inter=128,
+                 cp_hidden=32, cp_layers=2, cp_heads=4, cp_kv=2, cp_head_dim=8, cp_inter=64),
+    "noproj": dict(hidden=48, layers=3, heads=6, kv_heads=3, head_dim=8, inter=96,
+                   cp_hidden=48, cp_layers=1, cp_heads=2, cp_kv=1, cp_head_dim=24, cp_inter=80),
+    "mha": dict(hidden=32, layers=1, heads=2, kv_heads=2, head_dim=32, inter=64,
+                cp_hidden=16, cp_layers=3, cp_heads=4, cp_kv=1, cp_head_dim=8, cp_inter=32),
+}
+
+
+def talker_config(shape: dict, custom_voice: bool, text_hidden: int = 48) -> dict:
+    s = shape
+    half = s["head_dim"] // 2
+    side = half * 20 // 64
+    return {
+        "hidden_size": s["hidden"], "intermediate_size": s["inter"], "num_hidden_layers": s["layers"],
+        "num_attention_heads": s["heads"], "num_key_value_heads": s["kv_heads"], "head_dim": s["head_dim"],
+        "hidden_act": "silu", "max_position_embeddings": 32768, "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000,
+        "rope_scaling": {"interleaved": True, "mrope_section": [half - 2 * side, side, side], "rope_type": "default"},
+        "position_id_per_seconds": 13, "attention_bias": False, "vocab_size": 3072,
+        "text_vocab_size": 151936, "text_hidden_size": text_hidden, "num_code_groups": 16,
+        "codec_pad_id": 2148, "codec_bos_id": 2149, "codec_eos_token_id": 2150, "codec_think_id": 2154,
+        "codec_nothink_id": 2155, "codec_think_bos_id": 2156, "codec_think_eos_id": 2157,
+        "codec_language_id": dict(LANGUAGE_IDS),
+        "spk_id": dict(SPEAKER_IDS) if custom_voice else {},
+        "spk_is_dialect": dict(SPEAKER_DIALECTS) if custom_voice else {},
+        "code_predictor_config": {
+            "hidden_size": s["cp_hidden"], "intermediate_size": s["cp_inter"],
+            "num_hidden_layers": s["cp_layers"], "num_attention_heads": s["cp_heads"],
+            "num_key_value_heads": s["cp_kv"], "head_dim": s["cp_head_dim"], "hidden_act": "silu",
+            "max_position_embeddings": 65536, "rms_norm_eps": 1e-6, "rope_theta": 1000000,
+            "attention_bias": False, "vocab_size": 2048, "num_code_groups": 16,
+        },
+    }
+
+
+def _speaker_encoder_config(enc_dim: int) -> dict:
+    return {"mel_dim": 128, "enc_dim": enc_dim, "enc_channels": [32, 32, 32, 32, 96],
+            "enc_kernel_sizes": [5, 3, 3, 3, 1], "enc_dilations": [1, 2, 3, 4, 1],
+            "enc_attention_channels": 16, "enc_res2net_scale": 8, "enc_se_channels": 16,
+            "sample_rate": 24000}
+
+
+_SPEAKER_ENCODER_KEYS = ("mel_dim", "enc_dim", "enc_channels", "enc_kernel_sizes", "enc_dilations",
+                         "enc_attention_channels", "enc_res2net_scale", "enc_se_channels", "sample_rate")
+
+
+def build_checkpoint(variant: str, shape: str = "proj", size: str = "1b7", seed: int = 0) -> Path:
+    """A tiny random checkpoint folder of `variant` (custom_voice / voice_design / base) in the
+    official layout: config.json, model.safetensors, generation_config.json, the real Qwen2
+    text tokenizer files, and a speech_tokenizer/ folder."""
+    name = f"{variant}-{shape}-{size}-s{seed}"
+
+    def build(out: Path) -> None:
+        import torch
+        from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
+
+        talker = talker_config(TALKER_SHAPES[shape], variant == "custom_voice")
+        config = Qwen3TTSConfig(
+            talker_config=talker, speaker_encoder_config=_speaker_encoder_config(talker["hidden_size"]),
+            tokenizer_type="qwen3_tts_tokenizer_12hz", tts_model_size=size, tts_model_type=variant,
+            im_start_token_id=151644, im_end_token_id=151645, tts_pad_token_id=151671,
+            tts_bos_token_id=151672, tts_eos_token_id=151673, assistant_token_id=77091)
+        config.architectures = ["Qwen3TTSForConditionalGeneration"]
+        torch.manual_seed(seed)
+        model = Qwen3TTSForConditionalGeneration(config).eval()
+        randomize_(model, seed)
+        model.save_pretrained(out, safe_serialization=True)
+        # save_pretrained adds a model_type the speaker-encoder config class cannot take back.
+        data = json.loads((out / "config.json").read_text())
+        data["speaker_encoder_config"] = {k: v for k, v in data["speaker_encoder_config"].items()
+                                          if k in _SPEAKER_ENCODER_KEYS}
+        (out / "config.json").write_text(json.dumps(data, indent=2))
+        (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2))
+        for fn in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+            shutil.copy(text_tokenizer_dir() / fn, out / fn)
+        shutil.copytree(build_speech_tokenizer(f"speech_tokenizer-s{seed}", seed=seed), out / "speech_tokenizer",
+                        ignore=shutil.ignore_patterns(".params.json"))
+
+    _add_torchaudio_stub()
+    return _cached(name, {"variant": variant, "shape": TALKER_SHAPES[shape], "size": size, "seed": seed}, build)
+
+
+def load_reference(path: Path):
+    """The official `Qwen3TTSModel` wrapper on a checkpoint folder, float32 on the CPU."""
+    _add_torchaudio_stub()
+    import torch
+    from qwen_tts import Qwen3TTSModel
+
+    return Qwen3TTSModel.from_pretrained(str(path), dtype=torch.float32, device_map="cpu")

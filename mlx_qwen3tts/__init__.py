@@ -1,0 +1,8 @@
+"""Qwen3-TTS on Apple Silicon with MLX."""
+
+from .audio import Audio, AudioChunk
+from .loading import load
+from .tts import TTS
+
+__all__ = ["Audio", "AudioChunk", "TTS", "load"]
+__version__ = "0.1.0"

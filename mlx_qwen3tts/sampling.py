@@ -1,0 +1,71 @@
+"""Token selection in the reference's order.
+
+Talker (codebook 0): repetition penalty over the distinct codes generated so far, EOS banned
+for the first tokens, the non-audio rows suppressed, then temperature, top-k, top-p and a
+categorical draw. The code predictor uses the draw alone (temperature, top-k, top-p).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+from mlx_lm.sample_utils import apply_top_k, apply_top_p
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """Greedy when `do_sample` is false, else temperature -> top-k -> top-p -> categorical."""
+
+    do_sample: bool = True
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+
+    def __call__(self, logits: mx.array, key: mx.array | None = None) -> mx.array:
+        """(B, V) float logits -> (B,) int32 tokens."""
+        if not self.do_sample:
+            return mx.argmax(logits, axis=-1).astype(mx.int32)
+        logits = logits.astype(mx.float32) * (1.0 / self.temperature)
+        if 0 < self.top_k < logits.shape[-1]:
+            logits = apply_top_k(logits, int(self.top_k))
+        if 0 < self.top_p < 1.0:
+            logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p)
+        return mx.random.categorical(logits, key=key).astype(mx.int32)
+
+
+@dataclass
+class TalkerLogitsProcessor:
+    """Shapes codebook-0 logits before sampling; keeps the set of codes seen so far on device."""
+
+    vocab_size: int
+    eos_id: int
+    audio_vocab: int  # ids below this are audio codes; the rest, but EOS, are never drawn
+    repetition_penalty: float = 1.05
+    min_new_tokens: int = 2
+
+    def __post_init__(self):
+        ids = mx.arange(self.vocab_size)
+        allowed = (ids < self.audio_vocab) | (ids == self.eos_id)
+        self._suppress = mx.where(allowed, 0.0, -mx.inf)
+        self._no_eos = mx.where(ids == self.eos_id, -mx.inf, 0.0)
+        self.reset()
+
+    def reset(self) -> None:
+        self._seen = mx.zeros((self.vocab_size,), dtype=mx.bool_)
+        self._count = 0
+
+    def __call__(self, logits: mx.array) -> mx.array:
+        """(B, V) logits of the next token -> processed float32 logits."""
+        logits = logits.astype(mx.float32)
+        if self.repetition_penalty != 1.0 and self._count:
+            p = self.repetition_penalty
+            logits = mx.where(self._seen, mx.where(logits < 0, logits * p, logits / p), logits)
+        if self._count < self.min_new_tokens:
+            logits = logits + self._no_eos
+        return logits + self._suppress
+
+    def update(self, token: mx.array) -> None:
+        """Records a drawn token (an mx array: no host sync needed)."""
+        self._seen = self._seen | (mx.arange(self.vocab_size) == token.reshape(-1, 1)).any(axis=0)
+        self._count += 1

@@ -1,0 +1,129 @@
+"""`TTS`: the public API over a loaded checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .config import ModelConfig, SamplingConfig
+from .generation import PromptVectors, embed_layout, generate_frames
+from .models.qwen3_tts import Model
+from .prompt import build_layout, resolve_language, tokenize
+from .tokenizer import TextTokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    """A validated request: the prompt vectors and the sampling settings to run them with."""
+
+    prompt: PromptVectors
+    sampling: SamplingConfig
+    seed: int | None
+
+
+class TTS:
+    """A loaded Qwen3-TTS checkpoint: make codes (and, with the codec, audio) from text."""
+
+    def __init__(self, model: Model, tokenizer: TextTokenizer, sampling: SamplingConfig,
+                 path: Path | None = None, speech_decoder=None):
+        self.model = model
+        self.config: ModelConfig = model.config
+        self.tokenizer = tokenizer
+        self.sampling = sampling
+        self.path = path
+        self.speech_decoder = speech_decoder
+
+    @property
+    def kind(self) -> str:
+        return self.config.tts_model_type
+
+    @property
+    def speakers(self) -> list[str]:
+        return self.config.speakers
+
+    @property
+    def languages(self) -> list[str]:
+        return self.config.languages
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    def __repr__(self) -> str:
+        return f"TTS(kind={self.kind!r}, size={self.config.tts_model_size!r}, path={str(self.path)!r})"
+
+    # ------------------------------------------------------------------ requests
+
+    def _check_speaker(self, speaker: str | None) -> int | None:
+        if self.kind == "custom_voice":
+            if not speaker:
+                raise ValueError(f"this CustomVoice model needs a speaker; choose one of: {', '.join(self.speakers)}")
+            row = self.config.talker.spk_id.get(speaker.lower())
+            if row is None:
+                raise ValueError(f"unknown speaker {speaker!r}; choose one of: {', '.join(self.speakers)}")
+            return row
+        if speaker:
+            what = "designs its voice from `instruct`" if self.kind == "voice_design" else "clones a voice (pass voice=)"
+            raise ValueError(f"speaker={speaker!r} needs a CustomVoice model; this {self.kind} model {what}")
+        return None
+
+    def _check_instruct(self, instruct: str | None) -> str | None:
+        if not instruct:
+            return None
+        if self.kind == "base":
+            raise ValueError("instruct is not supported by Base (voice clone) models; use a CustomVoice "
+                             "1.7B or VoiceDesign model for instructions")
+        if not self.config.supports_instruct:
+            logger.warning("the 0.6B CustomVoice model has no instruction control; ignoring instruct=%r", instruct)
+            return None
+        return instruct
+
+    def prepare(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
+                instruct: str | None = None, non_streaming_mode: bool | None = None, seed: int | None = None,
+                **sampling) -> Request:
+        """Validates a request and builds its prompt vectors (no generation yet)."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text is empty: give the words to speak")
+        if self.kind == "base":
+            raise ValueError("Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
+        row = self._check_speaker(speaker)
+        instruct = self._check_instruct(instruct)
+        language_row = resolve_language(self.config, language, speaker)
+        if non_streaming_mode is None:
+            non_streaming_mode = self.kind != "base"
+        ids = tokenize(self.tokenizer, text, instruct=instruct)
+        layout = build_layout(self.config, ids, language_row=language_row, speaker=row,
+                              non_streaming_mode=non_streaming_mode)
+        vectors = embed_layout(self.model.talker, layout, self.config.tts_pad_token_id)
+        return Request(vectors, self.sampling.resolve(**sampling), seed)
+
+    # ------------------------------------------------------------------ generation
+
+    def iter_frames(self, text: str, **kwargs) -> Iterator[mx.array]:
+        """Yields each generated frame, (16,) int32, as soon as it exists."""
+        request = self.prepare(text, **kwargs)
+        yield from generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
+
+    def generate_codes(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
+                       instruct: str | None = None, non_streaming_mode: bool | None = None,
+                       temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                       repetition_penalty: float | None = None, subtalker_temperature: float | None = None,
+                       subtalker_top_k: int | None = None, subtalker_top_p: float | None = None,
+                       max_new_tokens: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Generates the codec codes for `text`: int32 array (frames, 16)."""
+        frames = self.iter_frames(
+            text, speaker=speaker, language=language, instruct=instruct, non_streaming_mode=non_streaming_mode,
+            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+            subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
+            subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed)
+        codes = [np.asarray(f) for f in frames]
+        n = self.config.talker.code_predictor.num_code_groups
+        return np.stack(codes).astype(np.int32) if codes else np.zeros((0, n), np.int32)
