@@ -1,0 +1,16 @@
+"""The application layer: live playback and the `speak` command."""
+
+from .pipeline import Progress, Recorder, feed
+from .player import NoOutputDevice, Player, check_output_device
+from .text import estimate_seconds, split_sentences
+
+__all__ = [
+    "NoOutputDevice",
+    "Player",
+    "Progress",
+    "Recorder",
+    "check_output_device",
+    "estimate_seconds",
+    "feed",
+    "split_sentences",
+]

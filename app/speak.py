@@ -1,0 +1,272 @@
+"""`speak`: say text out loud as it is generated, and/or write it to a file.
+
+    python -m mlx_qwen3tts.speak "Hello there."
+    echo "Long text..." | python -m mlx_qwen3tts.speak - --speaker ryan --output hello.wav
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .pipeline import Progress, Recorder, feed
+from .player import NoOutputDevice, Player, check_output_device
+from .text import estimate_seconds, split_sentences
+
+DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
+MODEL_ENV = "MLX_QWEN3TTS_MODEL"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def load_model(path_or_repo: str):
+    import mlx_qwen3tts
+
+    return mlx_qwen3tts.load(path_or_repo)
+
+
+def load_voice(path: str):
+    try:
+        from mlx_qwen3tts import Voice
+    except ImportError:
+        raise UsageError("this version of mlx_qwen3tts cannot load voice files") from None
+    return Voice.load(path)
+
+
+def open_player(sample_rate: int, device: str | None) -> Player:
+    return Player(sample_rate, device=device).open()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlx-qwen3tts-speak", description="Speak text with Qwen3-TTS on Apple Silicon."
+    )
+    p.add_argument("text", nargs="?", help="text to speak; '-' (or nothing, with piped input) reads stdin")
+    p.add_argument("--file", "-f", help="read the text from this file")
+    p.add_argument(
+        "--model", "-m", default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
+        help=f"repo id or local folder (default: ${MODEL_ENV} or {DEFAULT_MODEL})",
+    )
+    g = p.add_argument_group("voice")
+    g.add_argument("--speaker", "-s", help="preset speaker (CustomVoice models); see --list-speakers")
+    g.add_argument("--language", "-l", default="auto", help="language, or 'auto'; see --list-languages")
+    g.add_argument("--instruct", "-i", help="style instruction, or the voice description (VoiceDesign models)")
+    g.add_argument("--voice", help="a voice file saved with --save-voice")
+    g.add_argument("--ref-audio", help="clone the voice in this recording (Base models)")
+    g.add_argument("--ref-text", help="transcript of --ref-audio (better clones)")
+    g.add_argument("--x-vector-only", action="store_true", help="clone from the speaker embedding only")
+    g.add_argument("--save-voice", help="save the cloned voice to this file for --voice")
+    s = p.add_argument_group("sampling")
+    s.add_argument("--temperature", type=float)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--repetition-penalty", type=float)
+    s.add_argument("--max-new-tokens", type=int, help="most codec frames per sentence")
+    s.add_argument("--seed", type=int)
+    o = p.add_argument_group("output")
+    o.add_argument("--output", "-o", help="also write the speech to this .wav/.flac/.ogg file")
+    o.add_argument("--no-play", action="store_true", help="do not play (use with --output)")
+    o.add_argument("--device", help="audio output device (name or index)")
+    o.add_argument("--list-speakers", action="store_true", help="print the model's speakers and exit")
+    o.add_argument("--list-languages", action="store_true", help="print the model's languages and exit")
+    o.add_argument("--quiet", "-q", action="store_true", help="no status line")
+    o.add_argument("--verbose", "-v", action="store_true", help="debug logging and full tracebacks")
+    return p
+
+
+def read_text(args: argparse.Namespace, stdin=None) -> str:
+    """The text from --file, the argument, or stdin ('-' or piped input)."""
+    stdin = stdin or sys.stdin
+    if args.file and args.text:
+        raise UsageError("give the text either as an argument or with --file, not both")
+    if args.file:
+        try:
+            return Path(args.file).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"text file not found: {args.file}") from None
+    if args.text == "-" or (args.text is None and not stdin.isatty()):
+        return stdin.read()
+    if args.text is None:
+        raise UsageError("no text: give it as an argument, with --file, or on stdin")
+    return args.text
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Catches bad combinations and paths before the model is loaded."""
+    if args.voice and args.ref_audio:
+        raise UsageError("use either --voice or --ref-audio, not both")
+    if (args.ref_text or args.save_voice or args.x_vector_only) and not args.ref_audio:
+        raise UsageError("--ref-text, --x-vector-only and --save-voice need --ref-audio")
+    for flag, path in (("--voice", args.voice), ("--ref-audio", args.ref_audio)):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} file not found: {path}")
+    if args.no_play and not args.output:
+        raise UsageError("--no-play needs --output FILE, or there is nothing to do")
+    if args.output:
+        out = Path(args.output)
+        if out.suffix.lower() not in AUDIO_SUFFIXES:
+            raise UsageError(f"cannot write {out.name!r}: use a .wav, .flac or .ogg file name")
+        folder = out.parent
+        if not folder.is_dir():
+            raise FileNotFoundError(f"cannot write {out}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+            raise UsageError(f"cannot write {out}: permission denied")
+
+
+def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
+    kwargs = {"language": args.language, "speaker": args.speaker, "instruct": args.instruct, "voice": voice}
+    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed"):
+        kwargs[name] = getattr(args, name)
+    if kwargs["speaker"]:
+        kwargs["speaker"] = kwargs["speaker"].lower()
+    elif getattr(tts, "kind", None) == "custom_voice" and tts.speakers:
+        kwargs["speaker"] = tts.speakers[0]  # CustomVoice needs one; the first is a fine default
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+class Status:
+    """One status line on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, quiet: bool, player: Player | None):
+        self.quiet, self.player = quiet, player
+        self.live = not quiet and sys.stderr.isatty()
+        self._drawn = 0.0
+
+    def line(self, p: Progress) -> str:
+        first = p.first_chunk
+        if self.player is not None and self.player.started_at is not None:
+            first = self.player.started_at - p.started
+        parts = [f"{p.audio_seconds:.1f} s of speech", f"RTF {p.rtf:.2f}" if p.samples else "RTF -"]
+        parts.insert(1, f"first audio {first:.2f} s" if first is not None else "first audio -")
+        if self.player is not None:
+            parts.append(f"{self.player.underruns} underruns")
+        return " · ".join(parts)
+
+    def update(self, p: Progress) -> None:
+        now = time.perf_counter()
+        if self.live and now - self._drawn > 0.1:
+            self._drawn = now
+            sys.stderr.write("\r\033[K" + self.line(p))
+            sys.stderr.flush()
+
+    def done(self, p: Progress | None, note: str = "") -> None:
+        if self.quiet:
+            return
+        text = self.line(p) if p is not None else ""
+        text = " · ".join(t for t in (text, note) if t)
+        sys.stderr.write(("\r\033[K" if self.live else "") + text + "\n")
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    listing = args.list_speakers or args.list_languages
+    sentences: list[str] = []
+    if not listing:
+        check_args(args)
+        sentences = split_sentences(read_text(args))
+        if not sentences:
+            raise UsageError("the text is empty")
+    play = not args.no_play and not listing
+    if play:
+        try:
+            check_output_device(args.device)
+        except NoOutputDevice as e:
+            if not args.output:
+                raise NoOutputDevice(f"{e}; use --output FILE.wav --no-play to write the speech to a file") from None
+            print(f"{e}; writing {args.output} only", file=sys.stderr)
+            play = False
+
+    tts = load_model(args.model)
+    if listing:
+        items = (tts.speakers if args.list_speakers else []) + (tts.languages if args.list_languages else [])
+        if args.list_speakers and not tts.speakers:
+            print(f"this {tts.kind} model has no preset speakers", file=sys.stderr)
+        print("\n".join(items))
+        return 0
+
+    voice = None
+    if args.voice:
+        voice = load_voice(args.voice)
+    elif args.ref_audio:
+        voice = tts.clone_voice(args.ref_audio, args.ref_text, x_vector_only=args.x_vector_only)
+        if args.save_voice:
+            voice.save(args.save_voice)
+    kwargs = generation_kwargs(args, tts, voice)
+    estimates = [estimate_seconds(s) for s in sentences]
+    log.debug("%d sentences, about %.1f s of speech", len(sentences), sum(estimates))
+
+    player = open_player(tts.sample_rate, args.device) if play else None
+    recorder = Recorder(tts.sample_rate) if args.output else None
+    sinks = [s for s in (player, recorder) if s is not None]
+    status = Status(args.quiet, player)
+    progress: Progress | None = None
+    interrupted = False
+
+    def on_sentence(p: Progress) -> None:
+        nonlocal progress
+        progress = p
+        if player is not None:
+            # Re-aim the prebuffer at what is actually left, now that this sentence's length is known.
+            player.expect(p.audio_seconds + sum(estimates[p.sentences :]))
+
+    def on_chunk(p: Progress) -> None:
+        nonlocal progress
+        progress = p
+        status.update(p)
+
+    try:
+        if player is not None:
+            player.expect(sum(estimates))
+        streams = (tts.stream(s, **kwargs) for s in sentences)
+        progress = feed(streams, sinks, on_chunk=on_chunk, on_sentence=on_sentence)
+        if player is not None:
+            player.drain()
+    except KeyboardInterrupt:
+        interrupted = True
+        if player is not None:
+            player.stop()
+    finally:
+        if player is not None:
+            player.close()
+
+    note = "stopped" if interrupted else ""
+    if recorder is not None and recorder.samples.size:
+        # After Ctrl-C this is everything generated up to the stop; the write is atomic either way.
+        path = recorder.save(args.output)
+        note = " · ".join(t for t in (note, f"wrote {path}") if t)
+    status.done(progress, note)
+    return 130 if interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the exit status (0 ok, 1 failure, 2 bad input, 130 Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NoOutputDevice) as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if args.verbose:
+            raise
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
