@@ -1,0 +1,197 @@
+"""ECAPA-TDNN speaker encoder of the Base models: log-mel frames -> one x-vector per clip.
+
+No BatchNorm anywhere; every conv pads "same" by reflection. Activations are NLC `(B, T, C)`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx.utils import tree_flatten
+
+from ..codec.conv import conv1d
+from ..mel import MelConfig, mel_spectrogram
+
+PREFIX = "speaker_encoder."
+
+
+@dataclass
+class SpeakerEncoderConfig:
+    mel_dim: int = 128
+    enc_dim: int = 1024
+    enc_channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 1536])
+    enc_kernel_sizes: list[int] = field(default_factory=lambda: [5, 3, 3, 3, 1])
+    enc_dilations: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 1])
+    enc_attention_channels: int = 128
+    enc_res2net_scale: int = 8
+    enc_se_channels: int = 128
+    sample_rate: int = 24000
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> SpeakerEncoderConfig:
+        """Reads a `speaker_encoder_config` dict, or the main config.json that holds one."""
+        params = params.get("speaker_encoder_config", params)
+        names = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in params.items() if k in names})
+        n = len(config.enc_channels)
+        if n < 3 or len(config.enc_kernel_sizes) != n or len(config.enc_dilations) != n:
+            raise ValueError("enc_channels, enc_kernel_sizes and enc_dilations need the same length (>= 3)")
+        return config
+
+
+class TDNN(nn.Module):
+    """Conv1d ("same" reflect padding, bias) + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size)
+        self.dilation = dilation
+        total = dilation * (kernel_size - 1)
+        self.padding = (total // 2, total - total // 2)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if self.padding[1] > 0:
+            x = mx.pad(x, [(0, 0), self.padding, (0, 0)], mode="reflect")
+        return nn.relu(conv1d(x, self.conv.weight, dilation=self.dilation) + self.conv.bias)
+
+
+class Res2Net(nn.Module):
+    """Splits the channels into `scale` groups; each group after the first adds the previous output."""
+
+    def __init__(self, channels: int, scale: int, kernel_size: int, dilation: int):
+        super().__init__()
+        width = channels // scale
+        self.scale = scale
+        self.blocks = [TDNN(width, width, kernel_size, dilation) for _ in range(scale - 1)]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        parts = mx.split(x, self.scale, axis=-1)
+        outputs = [parts[0]]
+        for i, block in enumerate(self.blocks, start=1):
+            outputs.append(block(parts[i] if i == 1 else parts[i] + outputs[-1]))
+        return mx.concatenate(outputs, axis=-1)
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, channels: int, se_channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(channels, se_channels, 1)
+        self.conv2 = nn.Conv1d(se_channels, channels, 1)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        gate = nn.relu(self.conv1(x.mean(axis=1, keepdims=True)))
+        return x * mx.sigmoid(self.conv2(gate))
+
+
+class SERes2NetBlock(nn.Module):
+    def __init__(self, in_channels: int, channels: int, cfg: SpeakerEncoderConfig, kernel_size: int, dilation: int):
+        super().__init__()
+        self.tdnn1 = TDNN(in_channels, channels, 1)
+        self.res2net_block = Res2Net(channels, cfg.enc_res2net_scale, kernel_size, dilation)
+        self.tdnn2 = TDNN(channels, channels, 1)
+        self.se_block = SqueezeExcitation(channels, cfg.enc_se_channels)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return x + self.se_block(self.tdnn2(self.res2net_block(self.tdnn1(x))))
+
+
+def _statistics(x: mx.array, weights: mx.array, eps: float) -> tuple[mx.array, mx.array]:
+    """Weighted mean and std over time; `weights` sum to one along axis 1."""
+    mean = (weights * x).sum(axis=1)
+    var = (weights * (x - mean[:, None]) ** 2).sum(axis=1)
+    return mean, mx.sqrt(mx.maximum(var, eps))
+
+
+class AttentiveStatisticsPooling(nn.Module):
+    """Per-channel attention over time, conditioned on the clip's global mean and std."""
+
+    eps = 1e-12
+
+    def __init__(self, channels: int, attention_channels: int):
+        super().__init__()
+        self.tdnn = TDNN(channels * 3, attention_channels, 1)
+        self.conv = nn.Conv1d(attention_channels, channels, 1)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        b, t, c = x.shape
+        uniform = mx.full((1, t, 1), 1.0 / t, dtype=x.dtype)
+        mean, std = _statistics(x, uniform, self.eps)
+        context = mx.broadcast_to(mx.concatenate([mean, std], axis=-1)[:, None], (b, t, 2 * c))
+        scores = self.conv(mx.tanh(self.tdnn(mx.concatenate([x, context], axis=-1))))
+        attention = mx.softmax(scores.astype(mx.float32), axis=1).astype(x.dtype)
+        mean, std = _statistics(x, attention, self.eps)
+        return mx.concatenate([mean, std], axis=-1)
+
+
+class SpeakerEncoder(nn.Module):
+    def __init__(self, config: SpeakerEncoderConfig):
+        super().__init__()
+        self.config = config
+        ch, ks, ds = config.enc_channels, config.enc_kernel_sizes, config.enc_dilations
+        self.blocks = [TDNN(config.mel_dim, ch[0], ks[0], ds[0])] + [
+            SERes2NetBlock(ch[i - 1], ch[i], config, ks[i], ds[i]) for i in range(1, len(ch) - 1)
+        ]
+        self.mfa = TDNN(ch[-1], ch[-1], ks[-1], ds[-1])
+        self.asp = AttentiveStatisticsPooling(ch[-1], config.enc_attention_channels)
+        self.fc = nn.Conv1d(ch[-1] * 2, config.enc_dim, 1)
+
+    def __call__(self, mels: mx.array) -> mx.array:
+        """mels `(B, frames, mel_dim)` -> x-vectors `(B, enc_dim)`."""
+        x, outputs = mels, []
+        for block in self.blocks:
+            x = block(x)
+            outputs.append(x)
+        x = self.mfa(mx.concatenate(outputs[1:], axis=-1))
+        return self.fc(self.asp(x)[:, None])[:, 0]
+
+    def x_vector(self, wav_24k: np.ndarray) -> mx.array:
+        """One mono clip at 24 kHz -> its speaker embedding `(enc_dim,)`."""
+        wav = np.asarray(wav_24k, dtype=np.float32)
+        if wav.ndim != 1:
+            raise ValueError(f"x_vector expects a mono clip (1-D), got shape {wav.shape}")
+        mels = mel_spectrogram(wav, MelConfig(sample_rate=self.config.sample_rate))
+        dtype = self.fc.weight.dtype
+        return self(mx.array(mels)[None].astype(dtype))[0]
+
+    def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
+        """Official `speaker_encoder.*` tensors -> MLX names and layouts.
+
+        Conv weights go from `(out, in, k)` to `(out, k, in)`. Keys that already name one of
+        this module's parameters are taken as converted and passed through; all else is dropped.
+        """
+        own = {k for k, _ in tree_flatten(self.parameters())}
+        out = {}
+        for key, value in weights.items():
+            if key.startswith(PREFIX):
+                key = key[len(PREFIX) :]
+                if key.endswith(".weight") and value.ndim == 3:
+                    value = value.transpose(0, 2, 1)
+                out[key] = value
+            elif key in own:
+                out[key] = value
+        return out
+
+
+def load_speaker_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> SpeakerEncoder:
+    """The speaker encoder of a Base checkpoint folder (`config.json`, `model.safetensors`)."""
+    folder = Path(folder)
+    for name in ("config.json", "model.safetensors"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{name} not found in model folder {folder}")
+    params = json.loads((folder / "config.json").read_text())
+    if "speaker_encoder_config" not in params:
+        raise ValueError(f"{folder} has no speaker_encoder_config: only Base models can clone voices")
+    model = SpeakerEncoder(SpeakerEncoderConfig.from_dict(params))
+    weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
+    if dtype is not None:
+        weights = {k: v.astype(dtype) for k, v in weights.items()}
+    model.load_weights(list(weights.items()), strict=True)
+    model.eval()
+    mx.eval(model.parameters())
+    return model
