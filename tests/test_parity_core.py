@@ -1,0 +1,180 @@
+"""Talker, code predictor and generation against the official implementation (float32)."""
+
+from __future__ import annotations
+
+import logging
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx_lm.models.cache import KVCache
+
+import mlx_qwen3tts
+from reference import build_checkpoint, load_reference, requires_reference
+
+pytestmark = [requires_reference, pytest.mark.parity]
+
+TEXT = "Hello world, this is a tiny test of the speech model."
+GREEDY = dict(temperature=0, subtalker_temperature=0, repetition_penalty=1.0, max_new_tokens=32)
+REF_GREEDY = dict(do_sample=False, subtalker_dosample=False, repetition_penalty=1.0, max_new_tokens=32)
+
+
+class Recorder:
+    """Captures what the reference feeds its talker and what comes out of each step."""
+
+    def __init__(self, wrapper):
+        self.model = wrapper.model
+        self.prefill = None
+        self.talker_logits: list[np.ndarray] = []
+        self.cp_logits: list[np.ndarray] = []
+        self.codes = None
+        talker = self.model.talker
+        generate = talker.generate
+
+        def capture_generate(*args, **kwargs):
+            self.prefill = kwargs["inputs_embeds"].detach().numpy()
+            self.trailing = kwargs["trailing_text_hidden"].detach().numpy()
+            out = generate(*args, **kwargs)
+            return out
+
+        talker.generate = capture_generate
+        talker.register_forward_hook(lambda m, a, out: self.talker_logits.append(out.logits[:, -1].detach().numpy()))
+        talker.code_predictor.register_forward_hook(
+            lambda m, a, out: self.cp_logits.append(out.logits[:, -1].detach().numpy()))
+        decode = self.model.speech_tokenizer.decode
+
+        def capture_decode(encoded):
+            self.codes = encoded[0]["audio_codes"].numpy()
+            return decode(encoded)
+
+        self.model.speech_tokenizer.decode = capture_decode
+
+
+@pytest.fixture(scope="module")
+def custom_voice():
+    path = build_checkpoint("custom_voice", "proj", "1b7")
+    return mlx_qwen3tts.load(path), load_reference(path)
+
+
+@pytest.fixture(scope="module")
+def custom_voice_small():
+    path = build_checkpoint("custom_voice", "noproj", "0b6", seed=3)
+    return mlx_qwen3tts.load(path), load_reference(path)
+
+
+@pytest.fixture(scope="module")
+def voice_design():
+    path = build_checkpoint("voice_design", "mha", "1b7", seed=1)
+    return mlx_qwen3tts.load(path), load_reference(path)
+
+
+def run_reference(ref, method: str, **kwargs) -> Recorder:
+    rec = Recorder(ref)
+    getattr(ref, method)(TEXT, **kwargs)
+    return rec
+
+
+def teacher_forced_logits(tts, prompt, codes: np.ndarray):
+    """Our talker logits for the prefill and each step, and code-predictor logits of frame 0,
+    feeding the reference's codes back (so a difference cannot hide behind a divergence)."""
+    talker = tts.model.talker
+    cache = [KVCache() for _ in talker.model.layers]
+    logits, hidden = talker(prompt.prefill, cache)
+    steps = [logits[:, -1]]
+    h0 = hidden[:, -1:]
+    for k, frame in enumerate(codes[:-1]):
+        feed = talker.embed_frame(mx.array(frame)[None]) + prompt.text_at(k)
+        logits, _ = talker(feed[:, None], cache)
+        steps.append(logits[:, -1])
+    cp = talker.code_predictor
+    cp_cache = [KVCache() for _ in cp.model.layers]
+    x = mx.concatenate([h0, talker.embed_codec(mx.array(codes[:1, 0]))[:, None]], axis=1)
+    cp_logits = []
+    for step in range(1, 16):
+        cp_logits.append(cp(x, step, cp_cache))
+        x = cp.model.codec_embedding[step - 1](mx.array(codes[:1, step]))[:, None]
+    return np.concatenate([np.asarray(s) for s in steps]), np.concatenate([np.asarray(c) for c in cp_logits])
+
+
+CV_CASES = {
+    "nonstreaming": dict(speaker="vivian", language="english"),
+    "streaming_text": dict(speaker="vivian", language="english", non_streaming_mode=False),
+    "auto_dialect": dict(speaker="eric", language="auto"),
+    "chinese_dialect": dict(speaker="dylan", language="chinese", non_streaming_mode=False),
+    "instruct": dict(speaker="ryan", language="english", instruct="Speak happily and fast."),
+    "auto_plain": dict(speaker="serena", language="auto"),
+}
+
+
+@pytest.mark.parametrize("case", list(CV_CASES))
+def test_custom_voice_matches_reference(custom_voice, case):
+    tts, ref = custom_voice
+    kw = CV_CASES[case]
+    ref_kw = dict(kw)
+    rec = run_reference(ref, "generate_custom_voice", **{**ref_kw, **REF_GREEDY})
+    request = tts.prepare(TEXT, **kw)
+    np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(request.prompt.trailing), rec.trailing[0], atol=1e-5)
+    ours = tts.generate_codes(TEXT, **kw, **GREEDY)
+    assert ours.shape == rec.codes.shape and ours.shape[0] >= 30
+    np.testing.assert_array_equal(ours, rec.codes)
+    talker_logits, cp_logits = teacher_forced_logits(tts, request.prompt, rec.codes)
+    np.testing.assert_allclose(talker_logits, np.concatenate(rec.talker_logits[:len(talker_logits)]), atol=1e-4)
+    np.testing.assert_allclose(cp_logits, np.concatenate(rec.cp_logits[:15]), atol=1e-4)
+
+
+def test_repetition_penalty_greedy_matches_reference(custom_voice):
+    tts, ref = custom_voice
+    rec = run_reference(ref, "generate_custom_voice", speaker="aiden", language="english",
+                        **{**REF_GREEDY, "repetition_penalty": 1.3})
+    ours = tts.generate_codes(TEXT, speaker="aiden", language="english", **{**GREEDY, "repetition_penalty": 1.3})
+    # The penalty pushes audio codes down until EOS wins: both must stop on the same frame.
+    assert 10 <= ours.shape[0] < 31
+    assert ours.shape == rec.codes.shape
+    np.testing.assert_array_equal(ours, rec.codes)
+
+
+@pytest.mark.parametrize("non_streaming_mode", [True, False])
+def test_small_custom_voice_drops_instruct_like_reference(custom_voice_small, non_streaming_mode, caplog):
+    """0.6B-style: no projection in the code predictor; instruct is dropped with a warning."""
+    tts, ref = custom_voice_small
+    assert "small_to_mtp_projection" not in tts.model.talker.code_predictor
+    kw = dict(speaker="sohee", language="korean", non_streaming_mode=non_streaming_mode)
+    rec = run_reference(ref, "generate_custom_voice", instruct="Whisper.", **kw, **REF_GREEDY)
+    with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
+        ours = tts.generate_codes(TEXT, instruct="Whisper.", **kw, **GREEDY)
+    assert "instruct" in caplog.text
+    assert ours.shape[0] >= 30
+    np.testing.assert_array_equal(ours, rec.codes)
+
+
+VD_CASES = {
+    "nonstreaming": dict(instruct="A calm, deep male voice.", language="english"),
+    "streaming_text": dict(instruct="A calm, deep male voice.", language="english", non_streaming_mode=False),
+    "auto": dict(instruct="A bright young voice, speaking quickly.", language="auto"),
+    "no_instruct": dict(instruct="", language="french"),
+}
+
+
+@pytest.mark.parametrize("case", list(VD_CASES))
+def test_voice_design_matches_reference(voice_design, case):
+    tts, ref = voice_design
+    kw = VD_CASES[case]
+    rec = run_reference(ref, "generate_voice_design", **kw, **REF_GREEDY)
+    request = tts.prepare(TEXT, **kw)
+    np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
+    ours = tts.generate_codes(TEXT, **kw, **GREEDY)
+    assert ours.shape[0] >= 30
+    np.testing.assert_array_equal(ours, rec.codes)
+    talker_logits, cp_logits = teacher_forced_logits(tts, request.prompt, rec.codes)
+    np.testing.assert_allclose(talker_logits, np.concatenate(rec.talker_logits[:len(talker_logits)]), atol=1e-4)
+    np.testing.assert_allclose(cp_logits, np.concatenate(rec.cp_logits[:15]), atol=1e-4)
+
+
+def test_max_new_tokens_has_reference_meaning(custom_voice):
+    tts, ref = custom_voice
+    rec = run_reference(ref, "generate_custom_voice", speaker="vivian", language="english",
+                        **{**REF_GREEDY, "max_new_tokens": 5})
+    ours = tts.generate_codes(TEXT, speaker="vivian", language="english", **{**GREEDY, "max_new_tokens": 5})
+    assert ours.shape == rec.codes.shape == (4, 16)
+    np.testing.assert_array_equal(ours, rec.codes)
