@@ -1,0 +1,372 @@
+"""The `speak` command with a fake model and a fake player: input, flags, output files, Ctrl-C, errors.
+
+The fake TTS stands in for the model only; what is tested is the command around it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mlx_qwen3tts.app import speak
+from mlx_qwen3tts.app.player import NoOutputDevice
+from mlx_qwen3tts.audio import AudioChunk
+
+SR = 24000
+CHUNK = 1920
+
+
+def speech(text: str) -> np.ndarray:
+    """Deterministic fake speech: a tone whose pitch and length depend on the text."""
+    n = CHUNK * (2 + len(text) % 5) + 500
+    t = np.arange(n)
+    return (0.4 * np.sin(2 * np.pi * (150 + 10 * len(text)) * t / SR)).astype(np.float32)
+
+
+class FakeVoice:
+    def __init__(self, ref_audio, ref_text, x_vector_only):
+        self.args = (ref_audio, ref_text, x_vector_only)
+
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write("voice")
+
+
+class FakeTTS:
+    kind = "custom_voice"
+    speakers = ["ryan", "vivian"]
+    languages = ["auto", "english", "chinese"]
+    sample_rate = SR
+
+    def __init__(self, interrupt_at: tuple[int, int] | None = None):
+        self.calls: list[tuple[str, dict]] = []
+        self.interrupt_at = interrupt_at  # (sentence, chunk) at which Ctrl-C "arrives"
+        self.produced: list[np.ndarray] = []
+        self.closed = 0
+
+    def clone_voice(self, ref_audio, ref_text=None, *, x_vector_only=False):
+        return FakeVoice(ref_audio, ref_text, x_vector_only)
+
+    def stream(self, text, **kwargs):
+        if kwargs.get("speaker") not in self.speakers:
+            raise ValueError(f"unknown speaker {kwargs.get('speaker')!r}; choose one of: ryan, vivian")
+        self.calls.append((text, kwargs))
+        return self._chunks(len(self.calls) - 1, speech(text))
+
+    def _chunks(self, sentence, x):
+        try:
+            for i, pos in enumerate(range(0, x.size, CHUNK)):
+                if self.interrupt_at == (sentence, i):
+                    raise KeyboardInterrupt
+                piece = x[pos : pos + CHUNK]
+                self.produced.append(piece)
+                yield AudioChunk(piece, SR, i, pos + CHUNK >= x.size, i + 1, 0.0)
+        finally:
+            self.closed += 1
+
+
+class FakePlayer:
+    def __init__(self):
+        self.written: list[np.ndarray] = []
+        self.events: list[str] = []
+        self.expected: list[float] = []
+        self.underruns = 0
+        self.started_at = None
+
+    def expect(self, seconds):
+        self.expected.append(seconds)
+
+    def write(self, samples):
+        self.written.append(np.array(samples))
+
+    def finish(self):
+        self.events.append("finish")
+
+    def drain(self, timeout=None):
+        self.events.append("drain")
+        return True
+
+    def stop(self):
+        self.events.append("stop")
+
+    def close(self):
+        self.events.append("close")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """Fake model, fake player, a working device; returns a namespace to inspect and adjust."""
+
+    class Env:
+        tts = FakeTTS()
+        players: list[FakePlayer] = []
+        loaded: list[str] = []
+        device_error: str | None = None
+
+    e = Env()
+
+    def load_model(name):
+        e.loaded.append(name)
+        return e.tts
+
+    def open_player(sample_rate, device):
+        assert sample_rate == SR
+        e.players.append(FakePlayer())
+        return e.players[-1]
+
+    def check_output_device(device=None):
+        if e.device_error:
+            raise NoOutputDevice(e.device_error)
+        return "fake"
+
+    monkeypatch.setattr(speak, "load_model", load_model)
+    monkeypatch.setattr(speak, "open_player", open_player)
+    monkeypatch.setattr(speak, "check_output_device", check_output_device)
+    monkeypatch.delenv(speak.MODEL_ENV, raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    return e
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_output_wav_without_playing(env, tmp_path):
+    out = tmp_path / "hello.wav"
+    assert speak.main(["Hello there. How are you today?", "--no-play", "-o", str(out), "-q"]) == 0
+    assert [text for text, _ in env.tts.calls] == ["Hello there.", "How are you today?"]
+    assert env.players == []
+    samples, sr = sf.read(out, dtype="float32")
+    assert sr == SR
+    expected = np.concatenate([speech("Hello there."), speech("How are you today?")])
+    np.testing.assert_allclose(samples, expected, atol=1 / 32767 + 1e-6)  # 16-bit WAV
+
+
+def test_flac_output(env, tmp_path):
+    out = tmp_path / "hello.flac"
+    assert speak.main(["Hi.", "--no-play", "--output", str(out), "-q"]) == 0
+    samples, _ = sf.read(out, dtype="float32")
+    np.testing.assert_allclose(samples, speech("Hi."), atol=1e-4)
+
+
+def test_all_sentences_go_to_one_player(env):
+    text = "First sentence here. Second one! And a third?"
+    assert speak.main([text, "-q"]) == 0
+    assert len(env.players) == 1
+    player = env.players[0]
+    np.testing.assert_array_equal(np.concatenate(player.written), np.concatenate(env.tts.produced))
+    assert player.events == ["finish", "drain", "close"]
+    assert len(player.expected) == 1 + 3 and all(s > 0 for s in player.expected)
+    assert env.tts.closed == 3
+
+
+def test_flags_reach_the_model(env, tmp_path):
+    argv = ["Hello.", "--speaker", "Vivian", "--language", "english", "--instruct", "calm",
+            "--temperature", "0.7", "--top-k", "20", "--top-p", "0.8", "--repetition-penalty", "1.1",
+            "--max-new-tokens", "300", "--seed", "7", "-q"]
+    assert speak.main(argv) == 0
+    (_, kwargs), = env.tts.calls
+    assert kwargs == {"speaker": "vivian", "language": "english", "instruct": "calm", "temperature": 0.7,
+                      "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7}
+
+
+def test_custom_voice_gets_a_default_speaker(env):
+    assert speak.main(["Hello.", "-q"]) == 0
+    assert env.tts.calls[0][1]["speaker"] == "ryan"
+    assert env.tts.calls[0][1]["language"] == "auto"
+
+
+def test_text_from_stdin_dash(env, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("From stdin. Two sentences."))
+    assert speak.main(["-", "-q"]) == 0
+    assert [t for t, _ in env.tts.calls] == ["From stdin.", "Two sentences."]
+
+
+def test_text_from_piped_stdin_without_argument(env, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Piped text."))
+    assert speak.main(["-q"]) == 0
+    assert [t for t, _ in env.tts.calls] == ["Piped text."]
+
+
+def test_text_from_file(env, tmp_path):
+    f = tmp_path / "story.txt"
+    f.write_text("Chapter one.\n\nIt was a dark night. 夜です。", encoding="utf-8")
+    assert speak.main(["--file", str(f), "-q"]) == 0
+    assert [t for t, _ in env.tts.calls] == ["Chapter one.", "It was a dark night.", "夜です。"]
+
+
+def test_model_from_flag_env_or_default(env, monkeypatch):
+    assert speak.main(["Hi.", "-q"]) == 0
+    monkeypatch.setenv(speak.MODEL_ENV, "/models/mine")
+    assert speak.main(["Hi.", "-q"]) == 0
+    assert speak.main(["Hi.", "-q", "--model", "org/other"]) == 0
+    assert env.loaded == [speak.DEFAULT_MODEL, "/models/mine", "org/other"]
+
+
+def test_list_speakers_and_languages(env, capsys):
+    assert speak.main(["--list-speakers"]) == 0
+    assert capsys.readouterr().out.split() == ["ryan", "vivian"]
+    assert speak.main(["--list-languages"]) == 0
+    assert capsys.readouterr().out.split() == ["auto", "english", "chinese"]
+    assert env.tts.calls == [] and env.players == []
+
+
+def test_clone_voice_is_made_once_and_saved(env, tmp_path):
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, np.zeros(SR, np.float32), SR)
+    saved = tmp_path / "me.voice"
+    argv = ["One. Two.", "--ref-audio", str(ref), "--ref-text", "hello", "--save-voice", str(saved), "-q"]
+    assert speak.main(argv) == 0
+    voices = [kw["voice"] for _, kw in env.tts.calls]
+    assert len(voices) == 2 and voices[0] is voices[1]  # the prompt is reused across sentences
+    assert voices[0].args == (str(ref), "hello", False)
+    assert saved.read_text() == "voice"
+
+
+def test_ctrl_c_mid_stream_keeps_a_complete_output(env, tmp_path):
+    env.tts.interrupt_at = (1, 1)  # second sentence, second chunk
+    out = tmp_path / "partial.wav"
+    assert speak.main(["First one. Second one.", "-o", str(out), "-q"]) == 130
+    assert env.players[0].events == ["stop", "close"]
+    assert env.tts.closed == 2  # generation of the interrupted sentence was stopped
+    samples, _ = sf.read(out, dtype="float32")
+    np.testing.assert_allclose(samples, np.concatenate(env.tts.produced), atol=1 / 32767 + 1e-6)
+    assert samples.size == speech("First one.").size + CHUNK
+    assert sorted(os.listdir(tmp_path)) == ["partial.wav"]  # no temporary files left
+
+
+def test_ctrl_c_before_any_audio_writes_nothing(env, tmp_path):
+    env.tts.interrupt_at = (0, 0)
+    out = tmp_path / "none.wav"
+    assert speak.main(["Hello.", "-o", str(out), "--no-play", "-q"]) == 130
+    assert os.listdir(tmp_path) == []
+
+
+def test_no_device_suggests_output(env, capsys):
+    env.device_error = "no audio output device found"
+    assert speak.main(["Hello."]) == 2
+    line = one_error_line(capsys)
+    assert "no audio output device" in line and "--output" in line
+    assert env.loaded == []  # failed before the slow model load
+
+
+def test_no_device_with_output_still_writes_the_file(env, tmp_path, capsys):
+    env.device_error = "no audio output device found"
+    out = tmp_path / "x.wav"
+    assert speak.main(["Hello.", "-o", str(out)]) == 0
+    assert out.exists() and env.players == []
+    assert "writing" in capsys.readouterr().err
+
+
+def test_status_line_is_quiet_with_q(env, capsys):
+    assert speak.main(["Hello.", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert speak.main(["Hello."]) == 0
+    err = capsys.readouterr().err
+    assert "first audio" in err and "RTF" in err and "underruns" in err
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["   "], "empty"),
+        (["Hello.", "--speaker", "nobody"], "unknown speaker"),
+        (["Hello.", "--voice", "/no/such/voice.safetensors"], "not found"),
+        (["Hello.", "--output", "/no/such/folder/x.wav"], "does not exist"),
+        (["Hello.", "--output", "x.mp3"], ".wav"),
+        (["Hello.", "--ref-text", "hi"], "--ref-audio"),
+        (["Hello.", "--no-play"], "--output"),
+        (["--file", "/no/such/text.txt"], "not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, needle):
+    assert speak.main(argv) == 2
+    assert needle in one_error_line(capsys)
+
+
+def test_unwritable_output_path(env, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only folder
+    assert speak.main(["Hello.", "-o", str(tmp_path / "x.wav")]) == 2
+    assert "permission denied" in one_error_line(capsys)
+
+
+def test_model_error_mid_run_writes_no_file(env, tmp_path, capsys):
+    out = tmp_path / "x.wav"
+    assert speak.main(["Hello.", "--speaker", "nobody", "-o", str(out)]) == 2
+    assert "unknown speaker" in one_error_line(capsys)
+    assert os.listdir(tmp_path) == []
+    assert env.players[0].events[-1] == "close"
+
+
+def test_python_dash_m_runs_the_command(monkeypatch, capsys):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["mlx_qwen3tts.speak", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("mlx_qwen3tts.speak", run_name="__main__")
+    assert exit_.value.code == 0 and "--list-speakers" in capsys.readouterr().out
+
+
+SIGINT_CHILD = """
+import importlib.util, sys, time, types
+import numpy as np
+spec = importlib.util.find_spec("mlx_qwen3tts")
+pkg = types.ModuleType("mlx_qwen3tts"); pkg.__path__ = list(spec.submodule_search_locations)
+sys.modules["mlx_qwen3tts"] = pkg  # the model stack is not needed: the model is faked
+from mlx_qwen3tts.app import speak
+from mlx_qwen3tts.audio import AudioChunk
+
+class SlowTTS:
+    kind, speakers, languages, sample_rate = "custom_voice", ["ryan"], ["auto"], 24000
+    def stream(self, text, **kw):
+        for i in range(10_000):
+            x = np.full(1920, 0.25, np.float32)
+            yield AudioChunk(x, 24000, i, False, i + 1, 0.0)
+            if i == 3:
+                print("playing", flush=True)
+            time.sleep(0.05)
+
+speak.load_model = lambda name: SlowTTS()
+sys.exit(speak.main(sys.argv[1:]))
+"""
+
+
+def test_sigint_stops_within_a_second_and_keeps_a_valid_file(tmp_path):
+    import ctypes.util
+    import signal
+    import time
+
+    if ctypes.util.find_library("portaudio") is None:
+        pytest.skip("PortAudio is not installed (apt-get install libportaudio2)")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text("pcm.!default { type null }\n")
+    out = tmp_path / "out.wav"
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, "Talk forever.", "-o", str(out)],
+                            env=dict(os.environ, HOME=str(home)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "playing", proc.stderr.read()
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert rc == 130, err
+    assert took < 1.0, err
+    assert "Traceback" not in err and "stopped" in err
+    samples, _ = sf.read(out, dtype="float32")
+    assert samples.size >= 4 * CHUNK and samples.size % CHUNK == 0
+    assert sorted(os.listdir(tmp_path)) == ["home", "out.wav"]
