@@ -9,14 +9,11 @@ the result has librosa's length, `ceil(n * target_sr / sr)`.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 TARGET_SAMPLE_RATE = 24000
 MAX_CHANNELS = 8

@@ -66,7 +66,6 @@ def tiny_reference(tmp_path_factory):
     import torch
     from safetensors.torch import save_file
 
-    import reference  # noqa: F401  (puts the torchaudio stub in place)
     from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSSpeakerEncoderConfig
     from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSSpeakerEncoder
 

@@ -158,7 +158,8 @@ class SpeechEncoder(nn.Module):
         self.seanet = SeanetEncoder(config)
         self.transformer = Transformer(config)
         self.downsample = ReplicateCausalConv1d(
-            config.hidden_size, config.hidden_size, config.downsample_kernel, stride=config.downsample_stride, bias=False
+            config.hidden_size, config.hidden_size, config.downsample_kernel,
+            stride=config.downsample_stride, bias=False,
         )
         self.quantizer = SplitQuantizer(config)
 
@@ -173,6 +174,7 @@ class SpeechEncoder(nn.Module):
         Clips in a batch must have the same length (the reference pads on the right, and a
         padded clip's last frame differs from the unpadded one's).
         """
+        wav = wav if isinstance(wav, mx.array) else mx.array(wav)
         if wav.ndim == 1:
             wav = wav[None]
         if wav.ndim != 2 or wav.shape[1] == 0:

@@ -77,7 +77,9 @@ class EncoderConfig:
         if self.hidden_act != "gelu":
             raise ValueError(f"unsupported hidden_act {self.hidden_act!r}")
         if not self.num_semantic_quantizers <= self.num_codes <= self.num_quantizers:
-            raise ValueError(f"num_codes {self.num_codes} outside [{self.num_semantic_quantizers}, {self.num_quantizers}]")
+            raise ValueError(
+                f"num_codes {self.num_codes} outside [{self.num_semantic_quantizers}, {self.num_quantizers}]"
+            )
         if self.downsample_stride != 2:
             raise ValueError("the encoder needs exactly one 2x downsample after SEANet (frame_rate mismatch)")
 
