@@ -128,7 +128,9 @@ class Player:
             )
             self._stream.start()
         except (ValueError, sd.PortAudioError) as e:
-            self._stream = None
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
             raise NoOutputDevice(f"cannot open the audio output ({e})") from None
         log.debug("output stream open: %s, latency %.3f s", self.device, self._stream.latency)
         return self

@@ -20,6 +20,7 @@ from .text import estimate_seconds, split_sentences
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
 MODEL_ENV = "MLX_QWEN3TTS_MODEL"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+NO_DEVICE_HINT = "use --output FILE.wav --no-play to write the speech to a file"
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def load_voice(path: str):
     return Voice.load(path)
 
 
-def open_player(sample_rate: int, device: str | None) -> Player:
+def open_player(sample_rate: int, device: int | str | None) -> Player:
     return Player(sample_rate, device=device).open()
 
 
@@ -176,12 +177,14 @@ def run(args: argparse.Namespace) -> int:
         if not sentences:
             raise UsageError("the text is empty")
     play = not args.no_play and not listing
+    if args.device is not None and args.device.isdigit():
+        args.device = int(args.device)  # an index, not a name
     if play:
         try:
             check_output_device(args.device)
         except NoOutputDevice as e:
             if not args.output:
-                raise NoOutputDevice(f"{e}; use --output FILE.wav --no-play to write the speech to a file") from None
+                raise NoOutputDevice(f"{e}; {NO_DEVICE_HINT}") from None
             print(f"{e}; writing {args.output} only", file=sys.stderr)
             play = False
 
@@ -204,7 +207,10 @@ def run(args: argparse.Namespace) -> int:
     estimates = [estimate_seconds(s) for s in sentences]
     log.debug("%d sentences, about %.1f s of speech", len(sentences), sum(estimates))
 
-    player = open_player(tts.sample_rate, args.device) if play else None
+    try:
+        player = open_player(tts.sample_rate, args.device) if play else None
+    except NoOutputDevice as e:
+        raise NoOutputDevice(f"{e}; {NO_DEVICE_HINT}") from None
     recorder = Recorder(tts.sample_rate) if args.output else None
     sinks = [s for s in (player, recorder) if s is not None]
     status = Status(args.quiet, player)

@@ -317,13 +317,16 @@ def test_python_dash_m_runs_the_command(monkeypatch, capsys):
     assert exit_.value.code == 0 and "--list-speakers" in capsys.readouterr().out
 
 
-SIGINT_CHILD = """
+LIGHT_SPEAK = """
 import importlib.util, sys, time, types
 import numpy as np
 spec = importlib.util.find_spec("mlx_qwen3tts")
 pkg = types.ModuleType("mlx_qwen3tts"); pkg.__path__ = list(spec.submodule_search_locations)
 sys.modules["mlx_qwen3tts"] = pkg  # the model stack is not needed: the model is faked
 from mlx_qwen3tts.app import speak
+"""
+
+SIGINT_CHILD = LIGHT_SPEAK + """
 from mlx_qwen3tts.audio import AudioChunk
 
 class SlowTTS:
@@ -341,16 +344,42 @@ sys.exit(speak.main(sys.argv[1:]))
 """
 
 
-def test_sigint_stops_within_a_second_and_keeps_a_valid_file(tmp_path):
+def alsa_home(tmp_path, asoundrc: str):
+    """A HOME whose .asoundrc sets the ALSA default device (read when PortAudio starts)."""
     import ctypes.util
-    import signal
-    import time
 
     if ctypes.util.find_library("portaudio") is None:
         pytest.skip("PortAudio is not installed (apt-get install libportaudio2)")
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".asoundrc").write_text("pcm.!default { type null }\n")
+    (home / ".asoundrc").write_text(asoundrc)
+    return home
+
+
+def test_real_missing_device_says_so(tmp_path):
+    home = alsa_home(tmp_path, "pcm.!default { type hw card 42 }\n")  # a sound card that is not there
+    code = LIGHT_SPEAK + "speak.load_model = lambda name: sys.exit(99)\nsys.exit(speak.main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "Hello."], env=dict(os.environ, HOME=str(home)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "error: no audio output device found" in proc.stderr and "--output" in proc.stderr
+
+
+def test_player_that_cannot_open_suggests_output(env, capsys, monkeypatch):
+    def fail(sample_rate, device):
+        raise NoOutputDevice("cannot open the audio output (device busy)")
+
+    monkeypatch.setattr(speak, "open_player", fail)
+    assert speak.main(["Hello."]) == 2
+    line = one_error_line(capsys)
+    assert "device busy" in line and "--output" in line
+
+
+def test_sigint_stops_within_a_second_and_keeps_a_valid_file(tmp_path):
+    import signal
+    import time
+
+    home = alsa_home(tmp_path, "pcm.!default { type null }\n")
     out = tmp_path / "out.wav"
     proc = subprocess.Popen([sys.executable, "-c", SIGINT_CHILD, "Talk forever.", "-o", str(out)],
                             env=dict(os.environ, HOME=str(home)), stdout=subprocess.PIPE,
