@@ -2,6 +2,7 @@
 
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
+from .session import Speech
 from .text import estimate_seconds, split_sentences
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "Player",
     "Progress",
     "Recorder",
+    "Speech",
     "check_output_device",
     "estimate_seconds",
     "feed",

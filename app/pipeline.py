@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class Progress:
     samples: int = 0
     sample_rate: int = 24000
     elapsed: float = 0.0
+    stopped: bool = False  # ended early by the `stop` event
 
     @property
     def audio_seconds(self) -> float:
@@ -74,6 +76,7 @@ def feed(
     *,
     on_chunk: Callable[[Progress], None] | None = None,
     on_sentence: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Progress:
     """Writes every chunk of every stream to every sink, in order, then finishes the sinks.
 
@@ -85,15 +88,18 @@ def feed(
         sinks: objects with `write(samples)` and `finish()`.
         on_chunk: called after each chunk has been written.
         on_sentence: called after each sentence's last chunk.
+        stop: when set (from another thread), generation stops after the current chunk.
 
     Returns:
-        The totals. If an exception (such as KeyboardInterrupt) escapes, the current stream is
-        closed, which stops its generation, and the sinks are left unfinished.
+        The totals. When stopped, or if an exception (such as KeyboardInterrupt) escapes, the
+        current stream is closed, which stops its generation, and the sinks are left unfinished.
     """
     progress = Progress()
     for stream in streams:
         try:
             for chunk in stream:
+                if stop is not None and stop.is_set():
+                    break
                 for sink in sinks:
                     sink.write(chunk.samples)
                 now = time.perf_counter()
@@ -109,6 +115,9 @@ def feed(
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        if stop is not None and stop.is_set():
+            progress.stopped = True
+            return progress
         progress.sentences += 1
         if on_sentence is not None:
             on_sentence(progress)

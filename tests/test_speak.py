@@ -399,3 +399,86 @@ def test_sigint_stops_within_a_second_and_keeps_a_valid_file(tmp_path):
     samples, _ = sf.read(out, dtype="float32")
     assert samples.size >= 4 * CHUNK and samples.size % CHUNK == 0
     assert sorted(os.listdir(tmp_path)) == ["home", "out.wav"]
+
+
+# -- the Python API: session.speak() ---------------------------------------------------------
+
+
+class SessionPlayer(FakePlayer):
+    def __init__(self, sample_rate, device=None):
+        super().__init__()
+        assert sample_rate == SR
+
+    def open(self):
+        self.events.append("open")
+        return self
+
+
+class SlowFakeTTS(FakeTTS):
+    def __init__(self, fail_at: int | None = None):
+        super().__init__()
+        self.fail_at = fail_at
+
+    def stream(self, text, **kwargs):
+        self.calls.append((text, kwargs))
+        return self._slow()
+
+    def _slow(self):
+        import time
+
+        try:
+            for i in range(1000):
+                if i == self.fail_at:
+                    raise ValueError("model failed")
+                piece = np.full(CHUNK, 0.1, np.float32)
+                self.produced.append(piece)
+                yield AudioChunk(piece, SR, i, False, i + 1, 0.0)
+                time.sleep(0.005)
+        finally:
+            self.closed += 1
+
+
+@pytest.fixture
+def session(monkeypatch):
+    from mlx_qwen3tts.app import session
+
+    monkeypatch.setattr(session, "Player", SessionPlayer)
+    return session
+
+
+def test_api_speak_blocks_until_played(session):
+    tts = FakeTTS()
+    speech = session.speak(tts, "One here. Two there.", speaker="vivian", seed=1)
+    assert speech.done and speech.progress.sentences == 2
+    assert [(t, kw) for t, kw in tts.calls] == [("One here.", {"speaker": "vivian", "seed": 1}),
+                                                ("Two there.", {"speaker": "vivian", "seed": 1})]
+    np.testing.assert_array_equal(np.concatenate(speech.player.written), np.concatenate(tts.produced))
+    assert speech.player.events == ["open", "finish", "drain", "close"]
+
+
+def test_api_speak_in_background_can_be_stopped(session):
+    import time
+
+    tts = SlowFakeTTS()
+    speech = session.speak(tts, "A very long story.", block=False, speaker="ryan")
+    assert not speech.done
+    for _ in range(500):
+        if len(tts.produced) >= 3:
+            break
+        time.sleep(0.01)
+    speech.stop()
+    assert speech.wait(timeout=5)
+    assert speech.progress.stopped and tts.closed == 1 and len(tts.produced) < 1000
+    assert "finish" not in speech.player.events and speech.player.events[-1] == "close"
+
+
+def test_api_speak_background_error_is_raised_by_wait(session):
+    speech = session.speak(SlowFakeTTS(fail_at=2), "Hello.", block=False, speaker="ryan")
+    with pytest.raises(ValueError, match="model failed"):
+        speech.wait(timeout=5)
+    assert speech.player.events[-2:] == ["stop", "close"]
+
+
+def test_api_speak_rejects_empty_text(session):
+    with pytest.raises(ValueError, match="empty"):
+        session.speak(FakeTTS(), "  ")

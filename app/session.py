@@ -1,0 +1,88 @@
+"""Speaking from Python: text in, sound out through the live player, blocking or in the background."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .pipeline import Progress, feed
+from .player import Player
+from .text import estimate_seconds, split_sentences
+
+
+class Speech:
+    """One utterance being spoken: `stop()` it, or `wait()` until it has been heard."""
+
+    def __init__(self, player: Player):
+        self.player = player
+        self.progress: Progress | None = None
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def stop(self) -> None:
+        """Stops generation after the current chunk and cuts the sound (short fade)."""
+        self._stop.set()
+        self.player.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until the speech has played (or was stopped); re-raises a generation error.
+
+        Returns:
+            False if `timeout` passed first.
+        """
+        if not self._finished.wait(timeout):
+            return False
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return True
+
+    def _run(self, make_streams: Callable[[], object], expected: float) -> None:
+        try:
+            self.player.expect(expected)
+            self.progress = feed(make_streams(), [self.player], stop=self._stop)
+            if not self._stop.is_set():
+                self.player.drain()
+        except BaseException as e:
+            self.player.stop()
+            self._error = e
+        finally:
+            self.player.close()
+            self._finished.set()
+
+
+def speak(tts, text: str, *, block: bool = True, device: int | str | None = None, **kwargs) -> Speech:
+    """Plays `text` as it is generated, sentence after sentence, with no gaps between sentences.
+
+    Args:
+        tts: a loaded `mlx_qwen3tts.TTS` (anything with `stream()` and `sample_rate`).
+        text: what to say; long text is split into sentences.
+        block: wait until everything has played (Ctrl-C stops it); False returns at once and
+            generates on a background thread.
+        device: sounddevice output device; None for the default.
+        **kwargs: passed to `tts.stream()` for every sentence (speaker, language, voice, ...).
+
+    Returns:
+        The `Speech`, already finished when `block` is True.
+
+    Raises:
+        ValueError: for empty text; `NoOutputDevice` when nothing can play sound.
+    """
+    sentences = split_sentences(text)
+    if not sentences:
+        raise ValueError("the text is empty")
+    speech = Speech(Player(tts.sample_rate, device=device).open())
+    args = (lambda: (tts.stream(s, **kwargs) for s in sentences), sum(map(estimate_seconds, sentences)))
+    if block:
+        speech._run(*args)
+        speech.wait()
+    else:
+        speech._thread = threading.Thread(target=speech._run, args=args, name="mlx-qwen3tts-speak", daemon=True)
+        speech._thread.start()
+    return speech
