@@ -75,16 +75,18 @@ def predict_frame(talker: Talker, hidden: mx.array, c0: mx.array, cache: list[KV
 
 
 def generate_frames(talker: Talker, prompt: PromptVectors, sampling: SamplingConfig,
-                    seed: int | None = None) -> Iterator[mx.array]:
-    """Yields frames as (16,) int32 arrays until EOS or `max_new_tokens` codebook-0 draws.
+                    seed: int | None = None) -> Iterator[tuple[mx.array, bool]]:
+    """Yields `(frame, is_last)` per frame, `frame` a (16,) int32 array, until EOS or
+    `max_new_tokens` codebook-0 draws.
 
     As in the reference, the last of `max_new_tokens` draws never gets its residual codes,
-    so at most `max_new_tokens - 1` frames come out.
+    so at most `max_new_tokens - 1` frames come out. `is_last` is known as the frame is
+    yielded: the next codebook-0 draw is made in the same step.
     """
     cfg = talker.config
     n_groups = cfg.code_predictor.num_code_groups
-    processor = TalkerLogitsProcessor(cfg.vocab_size, cfg.codec_eos_token_id, cfg.codebook_size,
-                                      sampling.repetition_penalty)
+    eos = cfg.codec_eos_token_id
+    processor = TalkerLogitsProcessor(cfg.vocab_size, eos, cfg.codebook_size, sampling.repetition_penalty)
     draw = Sampler(sampling.do_sample, sampling.temperature, sampling.top_k, sampling.top_p)
     draw_cp = Sampler(sampling.subtalker_dosample, sampling.subtalker_temperature,
                       sampling.subtalker_top_k, sampling.subtalker_top_p)
@@ -102,15 +104,18 @@ def generate_frames(talker: Talker, prompt: PromptVectors, sampling: SamplingCon
     c0 = draw(processor(logits[:, -1]), k0)
     hidden = hidden[:, -1:]
     mx.eval(c0, hidden)
-    for step in range(sampling.max_new_tokens):
-        if c0.item() == cfg.codec_eos_token_id or step == sampling.max_new_tokens - 1:
-            return
+    last_step = sampling.max_new_tokens - 1  # that draw gets no residual codes
+    if c0.item() == eos or last_step <= 0:
+        return
+    for step in range(last_step):
         frame = predict_frame(talker, hidden, c0, cp_cache, draw_cp, kcp)
         feed = talker.embed_frame(frame) + prompt.text_at(step)
         logits, hidden = talker(feed[:, None], cache)
         processor.update(c0)
         k0, kcp = next_keys()
         c0 = draw(processor(logits[:, -1]), k0)
-        # Start the next step's work now; the caller's read of `frame` waits only for it.
-        mx.async_eval(frame, c0, hidden)
-        yield frame[0]
+        mx.eval(frame, c0, hidden)
+        is_last = step + 1 == last_step or c0.item() == eos
+        yield frame[0], is_last
+        if is_last:
+            return

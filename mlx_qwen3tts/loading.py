@@ -124,4 +124,10 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None):
     gen_path = folder / "generation_config.json"
     sampling = SamplingConfig.from_dict(read_json(gen_path)) if gen_path.exists() else SamplingConfig()
     tokenizer = TextTokenizer.from_folder(folder)
-    return TTS(model, tokenizer, sampling, path=folder)
+    if not (folder / "speech_tokenizer").is_dir():
+        raise FileNotFoundError(f"the speech_tokenizer/ folder is missing from {folder}; download the "
+                                "whole checkpoint again")
+    from .codec import load_speech_decoder
+
+    decoder = load_speech_decoder(folder / "speech_tokenizer")
+    return TTS(model, tokenizer, sampling, path=folder, speech_decoder=decoder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,12 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .config import ModelConfig, SamplingConfig
 from .generation import PromptVectors, embed_layout, generate_frames
 from .models.qwen3_tts import Model
 from .prompt import build_layout, resolve_language, tokenize
+from .streaming import DEFAULT_CHUNK_FRAMES, stream_audio
 from .tokenizer import TextTokenizer
 
 logger = logging.getLogger(__name__)
@@ -107,10 +109,10 @@ class TTS:
 
     # ------------------------------------------------------------------ generation
 
-    def iter_frames(self, text: str, **kwargs) -> Iterator[mx.array]:
-        """Yields each generated frame, (16,) int32, as soon as it exists."""
+    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[mx.array, bool]]:
+        """Yields `(frame, is_last)` for each generated frame ((16,) int32) as soon as it exists."""
         request = self.prepare(text, **kwargs)
-        yield from generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
+        return generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
 
     def generate_codes(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
                        instruct: str | None = None, non_streaming_mode: bool | None = None,
@@ -124,6 +126,47 @@ class TTS:
             temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
             subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
             subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed)
-        codes = [np.asarray(f) for f in frames]
+        codes = [np.asarray(f) for f, _ in frames]
         n = self.config.talker.code_predictor.num_code_groups
         return np.stack(codes).astype(np.int32) if codes else np.zeros((0, n), np.int32)
+
+    # ------------------------------------------------------------------ audio
+
+    def _decoder(self):
+        if self.speech_decoder is None:
+            raise RuntimeError("this TTS was loaded without its speech tokenizer; it can only make codes")
+        return self.speech_decoder
+
+    def decode(self, codes, *, full_causal: bool = False) -> np.ndarray:
+        """Codes (frames, 16) -> float32 waveform (frames * 1920,) at 24 kHz.
+
+        By default this is the reference's offline decode (300-frame windows with 25 frames
+        of context past 300 frames); `full_causal=True` decodes the whole clip at once, which
+        is exactly what `stream()` produces.
+        """
+        from .codec import chunked_decode
+
+        codes = mx.array(np.asarray(codes, dtype=np.int32))
+        if codes.ndim != 2 or codes.shape[1] != self.config.talker.num_code_groups:
+            raise ValueError(f"codes must have shape (frames, {self.config.talker.num_code_groups}), got {codes.shape}")
+        decoder = self._decoder()
+        wav = decoder(codes[None]) if full_causal else chunked_decode(decoder, codes[None])
+        return np.asarray(wav[0], dtype=np.float32)
+
+    def generate(self, text: str, **kwargs) -> Audio:
+        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip."""
+        start = time.perf_counter()
+        codes = self.generate_codes(text, **kwargs)
+        samples = self.decode(codes) if len(codes) else np.zeros(0, np.float32)
+        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start)
+
+    def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
+               **kwargs) -> Iterator[AudioChunk]:
+        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
+
+        The first chunk holds the first frame (80 ms); sizes then follow `chunk_frames`
+        and stay at its last value. Leaving the loop early stops generation.
+        """
+        start = time.perf_counter()
+        frames = self.iter_frames(text, **kwargs)  # validates now, before the first chunk
+        return stream_audio(self._decoder(), frames, chunk_frames, start)

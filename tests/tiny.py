@@ -8,6 +8,7 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
+from mlx_qwen3tts.codec import DecoderConfig, SpeechDecoder
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 
@@ -59,6 +60,24 @@ def tiny_config(kind: str = "custom_voice", size: str = "1b7") -> dict:
             "speaker_encoder_config": {"enc_dim": 32}}
 
 
+TINY_DECODER = {
+    "codebook_size": 2048, "codebook_dim": 16, "latent_dim": 16, "decoder_dim": 32, "hidden_size": 16,
+    "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+    "head_dim": 8, "sliding_window": 72, "num_quantizers": 16, "upsample_rates": [8, 5, 4, 3],
+    "upsampling_ratios": [2, 2],
+}
+
+
+def write_speech_tokenizer(folder: Path, seed: int = 0) -> None:
+    """A tiny decoder saved in MLX layout (as a converted checkpoint stores it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mx.random.seed(seed)
+    decoder = SpeechDecoder(DecoderConfig.from_dict(TINY_DECODER))
+    mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(decoder.parameters())))
+    config = {"model_type": "qwen3_tts_tokenizer_12hz", "decoder_config": TINY_DECODER, "encoder_config": {}}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+
 def make_tiny_checkpoint(folder: Path, kind: str = "custom_voice", size: str = "1b7", seed: int = 0,
                          dtype: mx.Dtype = mx.float32) -> Path:
     """Writes config.json, model.safetensors, generation_config.json and tokenizer files."""
@@ -74,4 +93,5 @@ def make_tiny_checkpoint(folder: Path, kind: str = "custom_voice", size: str = "
     (folder / "config.json").write_text(json.dumps(raw, indent=2))
     (folder / "generation_config.json").write_text(json.dumps({"max_new_tokens": 8192, "top_k": 50}))
     write_text_tokenizer(folder)
+    write_speech_tokenizer(folder / "speech_tokenizer", seed)
     return folder
