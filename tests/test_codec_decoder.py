@@ -189,6 +189,22 @@ def test_streaming_equals_offline(seed, overrides):
     assert max_diff(full[:, : prefix.shape[1]], prefix) < 1e-5
 
 
+def test_stream_state_stays_bounded():
+    from mlx_qwen3tts.codec.conv import CausalConv1d, CausalConvTranspose1d
+
+    decoder = random_decoder(8, sliding_window=4)
+    codes = random_codes(1, 60, 4, 64, seed=8)
+    decoder.reset_state()
+    for i in range(60):
+        mx.eval(decoder.step(codes[:, i : i + 1]))
+    convs = [m for m in decoder.modules() if isinstance(m, CausalConv1d)]
+    convts = [m for m in decoder.modules() if isinstance(m, CausalConvTranspose1d)]
+    assert convs and convts
+    assert all(m._buffer.shape[1] == m.span - 1 for m in convs)
+    assert all(m._tail is None or m._tail.shape[1] == m.trim for m in convts)
+    assert all(c.offset == 60 and c.keys.shape[2] <= 4 for c in decoder.pre_transformer.caches)
+
+
 def test_chunked_decode_windows():
     decoder = random_decoder(6)
     codes = random_codes(1, 23, 4, 64, seed=6)
@@ -201,3 +217,16 @@ def test_chunked_decode_windows():
     assert max_diff(wav[:, 20 * hop :], decoder(codes[:, 16:23])[:, 4 * hop :]) < 1e-6
     # The windows lose context a full decode has (the transformer sees 6 frames back).
     assert max_diff(wav, decoder(codes)) > 1e-4
+
+
+def test_device_kernels_decode_the_same(monkeypatch):
+    import mlx_qwen3tts.codec.conv as conv
+
+    decoder = random_decoder(7)
+    codes = random_codes(1, 11, 4, 64, seed=7)
+    cpu = decoder(codes)
+    # The native conv ops and the fused SnakeBeta used off the CPU (they also run here).
+    monkeypatch.setattr(conv, "_on_cpu", lambda: False)
+    native = decoder(codes)
+    assert max_diff(native, cpu) < 1e-5
+    assert max_diff(stream(decoder, codes, 3), native) < 1e-5

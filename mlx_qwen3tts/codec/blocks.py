@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from . import conv as _conv
 from .conv import CausalConv1d, CausalConvTranspose1d, StreamingModule
 
 
@@ -25,7 +26,7 @@ class SnakeBeta(nn.Module):
         self.beta = mx.zeros((channels,))
 
     def __call__(self, x: mx.array) -> mx.array:
-        fn = _snake if mx.default_device() == mx.cpu else _snake_fused
+        fn = _snake if _conv._on_cpu() else _snake_fused
         return fn(x, self.alpha, self.beta)
 
 

@@ -50,9 +50,10 @@ def conv1d_depthwise(x: mx.array, weight: mx.array, stride: int = 1, dilation: i
 def conv1d(
     x: mx.array, weight: mx.array, stride: int = 1, dilation: int = 1, groups: int = 1
 ) -> mx.array:
-    """Unpadded 1-D conv; on the CPU, dilated and depthwise convs avoid MLX's slow kernels."""
+    """Unpadded 1-D conv; on the CPU, shapes that hit MLX's slow conv kernels use matmuls."""
     if _on_cpu():
-        if groups == 1 and dilation > 1:
+        c_out, k, _ = weight.shape
+        if groups == 1 and (dilation > 1 or k == 1 or c_out < 8):
             return conv1d_taps(x, weight, stride, dilation)
         if groups > 1 and groups == x.shape[-1] == weight.shape[0] and weight.shape[-1] == 1:
             return conv1d_depthwise(x, weight, stride, dilation)
