@@ -33,8 +33,12 @@ class PromptVectors:
 
 
 def embed_layout(talker: Talker, layout: PromptLayout, pad_id: int, speaker: mx.array | None = None,
-                 ref_codes: mx.array | None = None) -> PromptVectors:
-    """Sums each position's text-side and codec-side vectors (either side may be absent)."""
+                 ref_frames: mx.array | None = None) -> PromptVectors:
+    """Sums each position's text-side and codec-side vectors (either side may be absent).
+
+    `speaker` fills the SPEAKER slot; `ref_frames` (M, D), the summed codebook embeddings of
+    the reference frames (`talker.embed_frame`), fill the REF_FRAME slots.
+    """
     text = mx.array(layout.text)
     codec = mx.array(layout.codec)
     tx = mx.where((text >= 0)[:, None], talker.embed_text(mx.maximum(text, 0)), 0.0)
@@ -45,10 +49,9 @@ def embed_layout(talker: Talker, layout: PromptLayout, pad_id: int, speaker: mx.
         cx = mx.where((codec == SPEAKER)[:, None], speaker.astype(cx.dtype)[None], cx)
     if REF_FRAME in layout.codec:
         start, count = layout.codec.index(REF_FRAME), layout.codec.count(REF_FRAME)
-        if ref_codes is None or ref_codes.shape[0] != count:
+        if ref_frames is None or ref_frames.shape[0] != count:
             raise ValueError(f"this prompt needs {count} reference frames")
-        frames = talker.embed_frame(ref_codes).astype(cx.dtype)
-        cx = mx.concatenate([cx[:start], frames, cx[start + count:]], axis=0)
+        cx = mx.concatenate([cx[:start], ref_frames.astype(cx.dtype), cx[start + count:]], axis=0)
     ids = mx.array(list(layout.trailing) + [pad_id])
     trailing = talker.embed_text(ids)
     return PromptVectors((tx + cx)[None], trailing[:-1], trailing[-1])

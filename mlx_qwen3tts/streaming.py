@@ -25,17 +25,20 @@ def chunk_schedule(chunk_frames: int | tuple[int, ...] | list[int]) -> Iterator[
 
 def stream_audio(decoder, frames: Iterable[tuple[mx.array, bool]],
                  chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
-                 started: float | None = None) -> Iterator[AudioChunk]:
+                 started: float | None = None, prime: np.ndarray | None = None) -> Iterator[AudioChunk]:
     """Decodes `(frame, is_last)` pairs into `AudioChunk`s as soon as each chunk is full.
 
-    The decoder's streaming state is reset before and after, also when the consumer stops
-    early, so an abandoned stream leaves nothing behind.
+    `prime` (frames, 16) codes are run through the decoder first and their audio dropped,
+    giving the stream its left context. The decoder's streaming state is reset before and
+    after, also when the consumer stops early, so an abandoned stream leaves nothing behind.
     """
     started = time.perf_counter() if started is None else started
     sizes = chunk_schedule(chunk_frames)
     want, pending, total, index = next(sizes), [], 0, 0
     decoder.reset_state()
     try:
+        if prime is not None and len(prime):
+            mx.eval(decoder.step(mx.array(np.asarray(prime, np.int32))[None]))
         for frame, is_last in frames:
             pending.append(frame)
             total += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlx.core as mx
@@ -15,9 +15,10 @@ from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .config import ModelConfig, SamplingConfig
 from .generation import PromptVectors, embed_layout, generate_frames
 from .models.qwen3_tts import Model
-from .prompt import build_layout, resolve_language, tokenize
+from .prompt import SPEAKER, build_layout, resolve_language, tokenize
 from .streaming import DEFAULT_CHUNK_FRAMES, stream_audio
 from .tokenizer import TextTokenizer
+from .voice import Voice, clone
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Request:
     prompt: PromptVectors
     sampling: SamplingConfig
     seed: int | None
+    ref_codes: np.ndarray | None = None  # in-context cloning: the decoder's left context
 
 
 class TTS:
@@ -42,6 +44,7 @@ class TTS:
         self.sampling = sampling
         self.path = path
         self.speech_decoder = speech_decoder
+        self._speech_encoder = None
 
     @property
     def kind(self) -> str:
@@ -88,41 +91,96 @@ class TTS:
             return None
         return instruct
 
+    def _check_voice(self, voice: Voice | str | Path | None, speaker: str | None) -> Voice | None:
+        if self.kind != "base":
+            if voice is not None:
+                raise ValueError(f"voice= needs a Base model; this {self.kind} model uses "
+                                 f"{'speaker=' if self.kind == 'custom_voice' else 'instruct='}")
+            return None
+        if speaker:
+            raise ValueError("pass either voice= or speaker=, not both: Base models speak in a cloned voice")
+        if voice is None:
+            raise ValueError("Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
+        if not isinstance(voice, Voice):
+            voice = Voice.load(voice)
+        voice.check_model(self.kind, self.config.tts_model_size, self.config.talker.hidden_size)
+        return voice
+
+    def _voice_frames(self, voice: Voice) -> mx.array:
+        """The reference frames' summed embeddings, cached on the voice for this model."""
+        key = ("ref_frames", id(self.model))
+        if key not in voice._cache:
+            voice._cache[key] = self.model.talker.embed_frame(mx.array(voice.ref_codes))
+            mx.eval(voice._cache[key])
+        return voice._cache[key]
+
     def prepare(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
-                instruct: str | None = None, non_streaming_mode: bool | None = None, seed: int | None = None,
-                **sampling) -> Request:
+                instruct: str | None = None, voice: Voice | str | Path | None = None,
+                non_streaming_mode: bool | None = None, seed: int | None = None, **sampling) -> Request:
         """Validates a request and builds its prompt vectors (no generation yet)."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text is empty: give the words to speak")
-        if self.kind == "base":
-            raise ValueError("Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
+        voice = self._check_voice(voice, speaker)
         row = self._check_speaker(speaker)
         instruct = self._check_instruct(instruct)
         language_row = resolve_language(self.config, language, speaker)
         if non_streaming_mode is None:
             non_streaming_mode = self.kind != "base"
         ids = tokenize(self.tokenizer, text, instruct=instruct)
+        speaker_vector, ref_frames, ref_count = None, None, 0
+        if voice is not None:
+            row, speaker_vector = SPEAKER, mx.array(voice.x_vector)
+            if voice.in_context:
+                ids = replace(ids, ref_text=voice.ref_text_ids)
+                ref_frames, ref_count = self._voice_frames(voice), len(voice.ref_codes)
         layout = build_layout(self.config, ids, language_row=language_row, speaker=row,
-                              non_streaming_mode=non_streaming_mode)
-        vectors = embed_layout(self.model.talker, layout, self.config.tts_pad_token_id)
-        return Request(vectors, self.sampling.resolve(**sampling), seed)
+                              non_streaming_mode=non_streaming_mode, ref_frames=ref_count)
+        vectors = embed_layout(self.model.talker, layout, self.config.tts_pad_token_id, speaker_vector, ref_frames)
+        return Request(vectors, self.sampling.resolve(**sampling), seed,
+                       voice.ref_codes if voice is not None and voice.in_context else None)
+
+    # ------------------------------------------------------------------ cloning
+
+    @property
+    def speech_encoder(self):
+        """The codec encoder (Base models), loaded on first use."""
+        if self._speech_encoder is None:
+            from .codec.encoder import load_speech_encoder
+
+            self._speech_encoder = load_speech_encoder(self.path / "speech_tokenizer")
+        return self._speech_encoder
+
+    def clone_voice(self, ref_audio, ref_text: str | None = None, *, sample_rate: int | None = None,
+                    x_vector_only: bool = False) -> Voice:
+        """Clones the voice in `ref_audio` (a path, an `Audio`, or an array with `sample_rate`).
+
+        With `ref_text` (its transcript) the voice clones in context from the reference codes;
+        with `x_vector_only=True` only the speaker embedding is used.
+        """
+        if isinstance(ref_audio, tuple) and len(ref_audio) == 2:
+            ref_audio, sample_rate = ref_audio
+        return clone(self, ref_audio, ref_text, sample_rate=sample_rate, x_vector_only=x_vector_only)
 
     # ------------------------------------------------------------------ generation
 
     def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[mx.array, bool]]:
         """Yields `(frame, is_last)` for each generated frame ((16,) int32) as soon as it exists."""
-        request = self.prepare(text, **kwargs)
+        return self._frames(self.prepare(text, **kwargs))
+
+    def _frames(self, request: Request) -> Iterator[tuple[mx.array, bool]]:
         return generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
 
     def generate_codes(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
-                       instruct: str | None = None, non_streaming_mode: bool | None = None,
+                       instruct: str | None = None, voice: Voice | str | Path | None = None,
+                       non_streaming_mode: bool | None = None,
                        temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                        repetition_penalty: float | None = None, subtalker_temperature: float | None = None,
                        subtalker_top_k: int | None = None, subtalker_top_p: float | None = None,
                        max_new_tokens: int | None = None, seed: int | None = None) -> np.ndarray:
         """Generates the codec codes for `text`: int32 array (frames, 16)."""
         frames = self.iter_frames(
-            text, speaker=speaker, language=language, instruct=instruct, non_streaming_mode=non_streaming_mode,
+            text, speaker=speaker, language=language, instruct=instruct, voice=voice,
+            non_streaming_mode=non_streaming_mode,
             temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
             subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
             subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed)
@@ -156,8 +214,17 @@ class TTS:
     def generate(self, text: str, **kwargs) -> Audio:
         """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip."""
         start = time.perf_counter()
-        codes = self.generate_codes(text, **kwargs)
-        samples = self.decode(codes) if len(codes) else np.zeros(0, np.float32)
+        request = self.prepare(text, **kwargs)
+        frames = [np.asarray(f) for f, _ in self._frames(request)]
+        codes = np.stack(frames).astype(np.int32) if frames else np.zeros((0, 16), np.int32)
+        if not len(codes):
+            samples = np.zeros(0, np.float32)
+        elif request.ref_codes is not None:
+            # As the reference: decode after the reference codes, then cut their share off.
+            both = self.decode(np.concatenate([request.ref_codes, codes]))
+            samples = both[int(len(request.ref_codes) / (len(request.ref_codes) + len(codes)) * len(both)):]
+        else:
+            samples = self.decode(codes)
         return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start)
 
     def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
@@ -165,8 +232,11 @@ class TTS:
         """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
 
         The first chunk holds the first frame (80 ms); sizes then follow `chunk_frames`
-        and stay at its last value. Leaving the loop early stops generation.
+        and stay at its last value. Leaving the loop early stops generation. With an
+        in-context voice the decoder first runs over the reference codes (audio dropped),
+        so the first chunk already has its left context.
         """
         start = time.perf_counter()
-        frames = self.iter_frames(text, **kwargs)  # validates now, before the first chunk
-        return stream_audio(self._decoder(), frames, chunk_frames, start)
+        request = self.prepare(text, **kwargs)  # validates now, before the first chunk
+        return stream_audio(self._decoder(), self._frames(request), chunk_frames, start,
+                            prime=request.ref_codes)

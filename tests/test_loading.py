@@ -136,3 +136,24 @@ def test_weights_that_do_not_fit_are_listed(copy_of):
 def test_bad_dtype(tiny_dir):
     with pytest.raises(ValueError, match="unknown dtype"):
         mlx_qwen3tts.load(tiny_dir, dtype="float8")
+
+
+def test_cloning_needs_a_base_model(tts, tmp_path):
+    with pytest.raises(ValueError, match="Base model"):
+        tts.clone_voice(tmp_path / "ref.wav", "hello")
+    voice = mlx_qwen3tts.Voice(np.zeros(32, np.float32))
+    with pytest.raises(ValueError, match="voice= needs a Base model"):
+        tts.generate_codes("hi", speaker="vivian", voice=voice)
+
+
+def test_voice_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mlx_qwen3tts.Voice.load(tmp_path / "none.voice")
+    (tmp_path / "junk.voice").write_bytes(b"not a voice")
+    with pytest.raises(ValueError, match="not a voice file"):
+        mlx_qwen3tts.Voice.load(tmp_path / "junk.voice")
+    voice = mlx_qwen3tts.Voice(np.arange(4, dtype=np.float32), np.ones((3, 16), np.int32), "hi there", (1, 2))
+    loaded = mlx_qwen3tts.Voice.load(voice.save(tmp_path / "v.voice"))
+    np.testing.assert_array_equal(loaded.x_vector, voice.x_vector)
+    np.testing.assert_array_equal(loaded.ref_codes, voice.ref_codes)
+    assert (loaded.ref_text, loaded.ref_text_ids) == ("hi there", (1, 2))

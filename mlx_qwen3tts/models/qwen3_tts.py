@@ -23,7 +23,7 @@ class Model(nn.Module):
         """Official key names already match this tree; the speaker encoder transposes its convs."""
         if "speaker_encoder" not in self:
             return {k: v for k, v in weights.items() if not k.startswith("speaker_encoder.")}
-        spk = {k[len("speaker_encoder."):]: v for k, v in weights.items() if k.startswith("speaker_encoder.")}
+        spk = {k: v for k, v in weights.items() if k.startswith("speaker_encoder.")}
         out = {k: v for k, v in weights.items() if not k.startswith("speaker_encoder.")}
         out.update({f"speaker_encoder.{k}": v for k, v in self.speaker_encoder.sanitize(spk).items()})
         return out

@@ -1,0 +1,111 @@
+"""`Voice`: a cloned voice (x-vector and, for in-context cloning, reference codes) and its file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+
+from .audio_io import MAX_SECONDS, check_duration, load_audio
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SIZE_NAMES = {"0b6": "0.6B", "1b7": "1.7B"}
+
+
+@dataclass
+class Voice:
+    """A voice cloned from reference audio, reusable across requests and sessions."""
+
+    x_vector: np.ndarray  # (hidden,) speaker embedding
+    ref_codes: np.ndarray | None = None  # (frames, 16) int32; None for x-vector-only voices
+    ref_text: str | None = None
+    ref_text_ids: tuple[int, ...] | None = None  # the transcript's tokens, as the prompt uses them
+    model_kind: str = "base"
+    model_size: str = "0b6"
+    # Prompt pieces that depend only on this voice, per model: computed once, never saved.
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def in_context(self) -> bool:
+        return self.ref_codes is not None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes one small safetensors file (atomically)."""
+        path = Path(path)
+        tensors = {"x_vector": mx.array(np.asarray(self.x_vector, np.float32))}
+        if self.ref_codes is not None:
+            tensors["ref_codes"] = mx.array(np.asarray(self.ref_codes, np.int32))
+        if self.ref_text_ids is not None:
+            tensors["ref_text_ids"] = mx.array(np.asarray(self.ref_text_ids, np.int32))
+        meta = {"format": "mlx-qwen3tts-voice", "format_version": str(FORMAT_VERSION),
+                "model_kind": self.model_kind, "model_size": self.model_size,
+                "ref_text": json.dumps(self.ref_text)}
+        fd, tmp = tempfile.mkstemp(suffix=".safetensors", prefix=".partial-", dir=path.parent)
+        os.close(fd)
+        try:
+            mx.save_safetensors(tmp, tensors, metadata=meta)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Voice:
+        """Reads a voice file written by `save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"voice file {path} does not exist")
+        try:
+            tensors, meta = mx.load(str(path), format="safetensors", return_metadata=True)
+        except Exception:
+            raise ValueError(f"{path} is not a voice file (cannot read it as safetensors)") from None
+        if meta.get("format") != "mlx-qwen3tts-voice" or "x_vector" not in tensors:
+            raise ValueError(f"{path} is not an mlx-qwen3tts voice file")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"{path} was written by a newer mlx-qwen3tts (voice format "
+                             f"{meta['format_version']}); upgrade to read it")
+        codes = tensors.get("ref_codes")
+        ids = tensors.get("ref_text_ids")
+        return cls(np.asarray(tensors["x_vector"]), None if codes is None else np.asarray(codes),
+                   json.loads(meta.get("ref_text", "null")),
+                   None if ids is None else tuple(np.asarray(ids).tolist()),
+                   meta.get("model_kind", "base"), meta.get("model_size", "0b6"))
+
+    def check_model(self, kind: str, size: str, hidden: int) -> None:
+        """Refuses a voice made for another model size (its x-vector has another width)."""
+        if self.x_vector.shape != (hidden,) or size != self.model_size:
+            made, this = SIZE_NAMES.get(self.model_size, self.model_size), SIZE_NAMES.get(size, size)
+            raise ValueError(f"this voice was made for a {made} model and cannot be used with this "
+                             f"{this} model; clone it again with this model")
+
+
+def clone(tts, ref_audio, ref_text: str | None = None, *, sample_rate: int | None = None,
+          x_vector_only: bool = False) -> Voice:
+    """Builds a `Voice` with `tts`'s speaker encoder (and codec encoder for in-context cloning)."""
+    if tts.kind != "base":
+        raise ValueError(f"voice cloning needs a Base model; this is a {tts.kind} model "
+                         "(use speaker= or instruct= instead)")
+    if not x_vector_only and not (ref_text and ref_text.strip()):
+        raise ValueError("in-context cloning needs ref_text, the transcript of the reference audio; "
+                         "or pass x_vector_only=True to clone from the voice timbre alone")
+    wav = load_audio(ref_audio, sample_rate)
+    if len(wav) > MAX_SECONDS * 24000:
+        logger.warning("reference audio is %.1f s long; using its first %d s", len(wav) / 24000, MAX_SECONDS)
+        wav = wav[: int(MAX_SECONDS * 24000)]
+    check_duration(wav)
+    x_vector = np.asarray(tts.model.speaker_encoder.x_vector(wav).astype(mx.float32))
+    if x_vector_only:
+        return Voice(x_vector, model_kind=tts.kind, model_size=tts.config.tts_model_size)
+    codes = tts.speech_encoder.encode(mx.array(wav)[None])[0]
+    ids = tts.tokenizer.encode(f"<|im_start|>assistant\n{ref_text}<|im_end|>\n")[3:-2]
+    return Voice(x_vector, np.asarray(codes, np.int32), ref_text, tuple(ids), tts.kind,
+                 tts.config.tts_model_size)
