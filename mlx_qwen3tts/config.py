@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
+def known_fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of dataclass `cls` (JSON configs carry extras)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 
@@ -30,7 +31,7 @@ class CodePredictorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodePredictorConfig:
-        return cls(**_known(cls, data))
+        return cls(**known_fields(cls, data))
 
 
 @dataclass
@@ -64,7 +65,7 @@ class TalkerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TalkerConfig:
-        kwargs = _known(cls, data)
+        kwargs = known_fields(cls, data)
         kwargs["code_predictor"] = CodePredictorConfig.from_dict(data.get("code_predictor_config") or {})
         # Speaker ids sometimes arrive as one-element lists; keep plain ints.
         kwargs["spk_id"] = {k.lower(): (v[0] if isinstance(v, list) else int(v))
@@ -96,7 +97,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        kwargs = _known(cls, data)
+        kwargs = known_fields(cls, data)
         kwargs["talker"] = TalkerConfig.from_dict(data.get("talker_config") or {})
         kwargs["speaker_encoder"] = dict(data.get("speaker_encoder_config") or {})
         return cls(**kwargs)
@@ -134,7 +135,7 @@ class SamplingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
-        return cls(**_known(cls, data))
+        return cls(**known_fields(cls, data))
 
     def resolve(self, **overrides: Any) -> SamplingConfig:
         """A copy with every non-None override applied; temperature 0 means greedy."""

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny import byte_symbols
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("MLX_QWEN3TTS_FIXTURES", ROOT / ".cache" / "fixtures"))
 _STUBS = Path(__file__).resolve().parent / "_stubs"
@@ -66,16 +68,6 @@ _SPECIAL_TOKENS = [
 _PLAIN_ADDED = {"<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"}
 
 
-def _byte_to_unicode() -> dict[int, str]:
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, extra = {b: chr(b) for b in keep}, 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
 def _merge_parts(ranks: dict[bytes, int], token: bytes, rank: int) -> tuple[bytes, bytes]:
     """Replays byte-level BPE with merges below `rank`: the two parts whose merge made `token`."""
     parts = [bytes([b]) for b in token]
@@ -103,7 +95,7 @@ def text_tokenizer_dir() -> Path:
         if line.strip():
             tok, r = line.split()
             ranks[base64.b64decode(tok)] = int(r)
-    enc = _byte_to_unicode()
+    enc = dict(enumerate(byte_symbols()))
     text = lambda b: "".join(enc[x] for x in b)  # noqa: E731
     vocab = {text(t): r for t, r in ranks.items()}
     merges = [" ".join(map(text, _merge_parts(ranks, t, r)))

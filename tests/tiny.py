@@ -16,7 +16,8 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + [f"<|extra_{i}|>" f
     "<tts_pad>", "<tts_text_bos>", "<tts_text_eod>", "<tts_text_bos_single>", "<|audio_pad|>"]
 
 
-def _byte_symbols() -> list[str]:
+def byte_symbols() -> list[str]:
+    """GPT-2 byte-level BPE: the printable symbol that stands for each byte value."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     table, extra = {b: chr(b) for b in keep}, 0
     for b in range(256):
@@ -29,7 +30,7 @@ def _byte_symbols() -> list[str]:
 def write_text_tokenizer(folder: Path) -> None:
     """A byte-level BPE whose special tokens sit at the real Qwen ids (151643...): the 256 byte
     symbols, a few merges, and unreachable filler entries up to the special range."""
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     vocab = {s: i for i, s in enumerate(symbols)}
     merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("Ġ", "w"), ("o", "r")]
     for a, b in merges:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import known_fields
+
 MODEL_TYPE = "qwen3_tts_tokenizer_12hz"
-
-
-def _known_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in d.items() if k in names}
 
 
 @dataclass
@@ -44,7 +40,7 @@ class DecoderConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DecoderConfig:
         """Builds from the JSON block; unknown keys are ignored."""
-        kwargs = _known_fields(cls, d)
+        kwargs = known_fields(cls, d)
         # Without an explicit `head_dim` the reference splits the hidden size evenly.
         if "head_dim" not in d and "hidden_size" in d and "num_attention_heads" in d:
             kwargs["head_dim"] = d["hidden_size"] // d["num_attention_heads"]
@@ -78,7 +74,7 @@ class SpeechTokenizerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpeechTokenizerConfig:
         """Builds from the parsed JSON; unknown keys are ignored."""
-        kwargs = _known_fields(cls, d)
+        kwargs = known_fields(cls, d)
         kwargs.pop("decoder", None)
         return cls(decoder=DecoderConfig.from_dict(d.get("decoder_config") or {}), **kwargs)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..config import known_fields
 
 
 @dataclass
@@ -50,8 +51,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], num_codes: int | None = None) -> EncoderConfig:
         """Builds from the `encoder_config` block (unknown keys ignored) and the number of codes kept."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs = known_fields(cls, d)
         if d.get("_frame_rate") is not None and "frame_rate" not in kwargs:
             kwargs["frame_rate"] = d["_frame_rate"]
         if "head_dim" not in d and "hidden_size" in d and "num_attention_heads" in d:

@@ -6,7 +6,7 @@ No BatchNorm anywhere; every conv pads "same" by reflection. Activations are NLC
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ..codec.conv import conv1d
+from ..config import known_fields
 from ..mel import MelConfig, mel_spectrogram
 
 PREFIX = "speaker_encoder."
@@ -37,8 +38,7 @@ class SpeakerEncoderConfig:
     def from_dict(cls, params: dict[str, Any]) -> SpeakerEncoderConfig:
         """Reads a `speaker_encoder_config` dict, or the main config.json that holds one."""
         params = params.get("speaker_encoder_config", params)
-        names = {f.name for f in fields(cls)}
-        config = cls(**{k: v for k, v in params.items() if k in names})
+        config = cls(**known_fields(cls, params))
         n = len(config.enc_channels)
         if n < 3 or len(config.enc_kernel_sizes) != n or len(config.enc_dilations) != n:
             raise ValueError("enc_channels, enc_kernel_sizes and enc_dilations need the same length (>= 3)")
