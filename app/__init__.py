@@ -3,7 +3,7 @@
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
 from .session import Speech
-from .text import estimate_seconds, split_sentences
+from mlx_qwen3tts.text import estimate_seconds, split_sentences
 
 __all__ = [
     "NoOutputDevice",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .pipeline import Progress, feed
 from .player import Player
-from .text import estimate_seconds, split_sentences
+from mlx_qwen3tts.text import estimate_seconds, split_sentences
 
 
 class Speech:

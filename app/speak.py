@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
-from .text import estimate_seconds, split_sentences
+from mlx_qwen3tts.text import estimate_seconds, split_sentences
 
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
 MODEL_ENV = "MLX_QWEN3TTS_MODEL"

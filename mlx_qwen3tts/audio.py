@@ -23,6 +23,7 @@ class AudioChunk:
     is_last: bool
     frames: int  # codec frames generated so far, this chunk included
     elapsed: float  # seconds since the request started
+    finish_reason: str | None = None  # on the last chunk: "eos", "max_new_tokens", or a guard's
 
     @property
     def duration(self) -> float:
@@ -37,6 +38,7 @@ class Audio:
     sample_rate: int
     codes: np.ndarray  # (frames, 16) int32
     seconds: float = 0.0  # compute time
+    finish_reason: str = "eos"  # "eos" | "max_new_tokens" | "budget" | "repetition" | "silence"
     extra: dict = field(default_factory=dict)
 
     @property

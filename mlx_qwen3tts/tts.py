@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlx.core as mx
@@ -13,24 +14,22 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .config import ModelConfig, SamplingConfig
-from .generation import PromptVectors, embed_layout, generate_frames
+from .generation import generate_frames
+from .guards import Guards
 from .models.qwen3_tts import Model
-from .prompt import SPEAKER, build_layout, resolve_language, tokenize
-from .streaming import DEFAULT_CHUNK_FRAMES, stream_audio
+from .request import MAX_SEGMENT_TOKENS, Request, build_request, plan
+from .streaming import DEFAULT_CHUNK_FRAMES
+from .synthesis import GUARD_REASONS, Outcome, segment_frames, synthesize
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Request:
-    """A validated request: the prompt vectors and the sampling settings to run them with."""
-
-    prompt: PromptVectors
-    sampling: SamplingConfig
-    seed: int | None
-    ref_codes: np.ndarray | None = None  # in-context cloning: the decoder's left context
+def _guards(guards: Guards | bool | None) -> Guards:
+    if isinstance(guards, Guards):
+        return guards
+    return Guards(enabled=guards is None or bool(guards))
 
 
 class TTS:
@@ -45,6 +44,8 @@ class TTS:
         self.path = path
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
+        self._lock = threading.Lock()
+        self._owner: int | None = None
 
     @property
     def kind(self) -> str:
@@ -67,77 +68,31 @@ class TTS:
 
     # ------------------------------------------------------------------ requests
 
-    def _check_speaker(self, speaker: str | None) -> int | None:
-        if self.kind == "custom_voice":
-            if not speaker:
-                raise ValueError(f"this CustomVoice model needs a speaker; choose one of: {', '.join(self.speakers)}")
-            row = self.config.talker.spk_id.get(speaker.lower())
-            if row is None:
-                raise ValueError(f"unknown speaker {speaker!r}; choose one of: {', '.join(self.speakers)}")
-            return row
-        if speaker:
-            what = "designs its voice from `instruct`" if self.kind == "voice_design" else "clones a voice (pass voice=)"
-            raise ValueError(f"speaker={speaker!r} needs a CustomVoice model; this {self.kind} model {what}")
-        return None
+    def prepare(self, text: str, **kwargs) -> Request:
+        """Validates one request and builds its prompt vectors (no generation, no segmenting)."""
+        return build_request(self, text, **kwargs)
 
-    def _check_instruct(self, instruct: str | None) -> str | None:
-        if not instruct:
-            return None
-        if self.kind == "base":
-            raise ValueError("instruct is not supported by Base (voice clone) models; use a CustomVoice "
-                             "1.7B or VoiceDesign model for instructions")
-        if not self.config.supports_instruct:
-            logger.warning("the 0.6B CustomVoice model has no instruction control; ignoring instruct=%r", instruct)
-            return None
-        return instruct
+    @contextmanager
+    def _exclusive(self):
+        # One generation at a time per TTS: other threads wait their turn; the same thread
+        # starting a second one while a stream is open would corrupt the decoder state.
+        if self._owner == threading.get_ident():
+            raise RuntimeError("this TTS is already generating in this thread: finish or close the open "
+                               "stream first")
+        with self._lock:
+            self._owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._owner = None
 
-    def _check_voice(self, voice: Voice | str | Path | None, speaker: str | None) -> Voice | None:
-        if self.kind != "base":
-            if voice is not None:
-                raise ValueError(f"voice= needs a Base model; this {self.kind} model uses "
-                                 f"{'speaker=' if self.kind == 'custom_voice' else 'instruct='}")
-            return None
-        if speaker:
-            raise ValueError("pass either voice= or speaker=, not both: Base models speak in a cloned voice")
-        if voice is None:
-            raise ValueError("Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
-        if not isinstance(voice, Voice):
-            voice = Voice.load(voice)
-        voice.check_model(self.kind, self.config.tts_model_size, self.config.talker.hidden_size)
-        return voice
+    def _frames(self, request: Request) -> Iterator[tuple[mx.array, bool]]:
+        return generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
 
-    def _voice_frames(self, voice: Voice) -> mx.array:
-        """The reference frames' summed embeddings, cached on the voice for this model."""
-        key = ("ref_frames", id(self.model))
-        if key not in voice._cache:
-            voice._cache[key] = self.model.talker.embed_frame(mx.array(voice.ref_codes))
-            mx.eval(voice._cache[key])
-        return voice._cache[key]
-
-    def prepare(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
-                instruct: str | None = None, voice: Voice | str | Path | None = None,
-                non_streaming_mode: bool | None = None, seed: int | None = None, **sampling) -> Request:
-        """Validates a request and builds its prompt vectors (no generation yet)."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError("text is empty: give the words to speak")
-        voice = self._check_voice(voice, speaker)
-        row = self._check_speaker(speaker)
-        instruct = self._check_instruct(instruct)
-        language_row = resolve_language(self.config, language, speaker)
-        if non_streaming_mode is None:
-            non_streaming_mode = self.kind != "base"
-        ids = tokenize(self.tokenizer, text, instruct=instruct)
-        speaker_vector, ref_frames, ref_count = None, None, 0
-        if voice is not None:
-            row, speaker_vector = SPEAKER, mx.array(voice.x_vector)
-            if voice.in_context:
-                ids = replace(ids, ref_text=voice.ref_text_ids)
-                ref_frames, ref_count = self._voice_frames(voice), len(voice.ref_codes)
-        layout = build_layout(self.config, ids, language_row=language_row, speaker=row,
-                              non_streaming_mode=non_streaming_mode, ref_frames=ref_count)
-        vectors = embed_layout(self.model.talker, layout, self.config.tts_pad_token_id, speaker_vector, ref_frames)
-        return Request(vectors, self.sampling.resolve(**sampling), seed,
-                       voice.ref_codes if voice is not None and voice.in_context else None)
+    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[mx.array, bool]]:
+        """The raw generation loop for one request: `(frame, is_last)` per frame ((16,) int32),
+        with no guards and no segmenting."""
+        return self._frames(self.prepare(text, **kwargs))
 
     # ------------------------------------------------------------------ cloning
 
@@ -163,30 +118,111 @@ class TTS:
 
     # ------------------------------------------------------------------ generation
 
-    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[mx.array, bool]]:
-        """Yields `(frame, is_last)` for each generated frame ((16,) int32) as soon as it exists."""
-        return self._frames(self.prepare(text, **kwargs))
-
-    def _frames(self, request: Request) -> Iterator[tuple[mx.array, bool]]:
-        return generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
-
     def generate_codes(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
                        instruct: str | None = None, voice: Voice | str | Path | None = None,
                        non_streaming_mode: bool | None = None,
                        temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                        repetition_penalty: float | None = None, subtalker_temperature: float | None = None,
                        subtalker_top_k: int | None = None, subtalker_top_p: float | None = None,
-                       max_new_tokens: int | None = None, seed: int | None = None) -> np.ndarray:
-        """Generates the codec codes for `text`: int32 array (frames, 16)."""
-        frames = self.iter_frames(
-            text, speaker=speaker, language=language, instruct=instruct, voice=voice,
-            non_streaming_mode=non_streaming_mode,
-            temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-            subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
-            subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed)
-        codes = [np.asarray(f) for f, _ in frames]
-        n = self.config.talker.code_predictor.num_code_groups
+                       max_new_tokens: int | None = None, seed: int | None = None,
+                       guards: Guards | bool | None = None,
+                       max_segment_tokens: int = MAX_SEGMENT_TOKENS) -> np.ndarray:
+        """Generates the codec codes for `text`: int32 array (frames, 16).
+
+        Sampling arguments default to the checkpoint's generation_config.json; `temperature=0`
+        is greedy. `guards=False` turns the runaway guards off (the reference behaviour); texts
+        over `max_segment_tokens` are generated sentence group by sentence group.
+        """
+        requests = plan(self, text, speaker=speaker, language=language, instruct=instruct, voice=voice,
+                        non_streaming_mode=non_streaming_mode, temperature=temperature, top_k=top_k,
+                        top_p=top_p, repetition_penalty=repetition_penalty,
+                        subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
+                        subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed,
+                        max_segment_tokens=max_segment_tokens)
+        with self._exclusive():
+            frames = segment_frames(self, requests, _guards(guards), Outcome(), {})
+            codes = [np.asarray(f) for f, _ in frames]
+        n = self.config.talker.num_code_groups
         return np.stack(codes).astype(np.int32) if codes else np.zeros((0, n), np.int32)
+
+    def generate(self, text: str, *, guards: Guards | bool | None = None, retries: int = 0,
+                 trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
+                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Audio:
+        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip.
+
+        `on_chunk(chunk)` is called with each piece as soon as it is decoded. A run stopped by
+        a guard keeps the audio before the fault and says why in `finish_reason`; `retries`
+        runs it again (with the next seed) that many times first.
+        """
+        guards = _guards(guards)
+        seed = kwargs.pop("seed", None)
+        for attempt in range(retries + 1):
+            run_seed = None if seed is None else seed + 1000 * attempt
+            requests = plan(self, text, seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
+            audio = self._generate(requests, guards, trim_silence, on_chunk)
+            if audio.finish_reason not in GUARD_REASONS or attempt == retries:
+                return audio
+            logger.warning("generation stopped by the %s guard; retrying with another seed", audio.finish_reason)
+
+    def _generate(self, requests: list[Request], guards: Guards, trim_silence: bool, on_chunk) -> Audio:
+        start = time.perf_counter()
+        with self._exclusive():
+            if not guards.enabled and len(requests) == 1 and not trim_silence and on_chunk is None:
+                return self._generate_like_reference(requests[0], start)
+            outcome, watch = Outcome(), {}
+            chunks = list(synthesize(self, requests, guards=guards, chunk_frames=8, trim_silence=trim_silence,
+                                     on_chunk=on_chunk, started=start, outcome=outcome, watch=watch))
+        samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+        codes = np.stack(watch["codes"]).astype(np.int32) if watch["codes"] else np.zeros((0, 16), np.int32)
+        state = watch.get("state")
+        if state is not None and state.reason in ("repetition", "silence") and state.bad_frames:
+            # Keep the audio before the fault, not the stuck sound or the silence itself.
+            samples = samples[: max(0, len(samples) - state.bad_frames * 1920)]
+        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, outcome.finish_reason)
+
+    def _generate_like_reference(self, request: Request, start: float) -> Audio:
+        """The reference's path: all frames, then the offline (windowed) decode."""
+        frames = [np.asarray(f) for f, _ in self._frames(request)]
+        codes = np.stack(frames).astype(np.int32) if frames else np.zeros((0, 16), np.int32)
+        limit = request.sampling.max_new_tokens - 1
+        reason = "max_new_tokens" if len(codes) >= limit else "eos"
+        if not len(codes):
+            samples = np.zeros(0, np.float32)
+        elif request.ref_codes is not None:
+            # Decode after the reference codes, then cut their share off, as the reference does.
+            both = self.decode(np.concatenate([request.ref_codes, codes]))
+            samples = both[int(len(request.ref_codes) / (len(request.ref_codes) + len(codes)) * len(both)):]
+        else:
+            samples = self.decode(codes)
+        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, reason)
+
+    def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
+               guards: Guards | bool | None = None, trim_silence: bool = False,
+               max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Iterator[AudioChunk]:
+        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
+
+        The first chunk holds the first frame (80 ms); sizes then follow `chunk_frames` and
+        stay at its last value. Long texts continue segment after segment through the same
+        decoder. Leaving the loop early stops generation. The last chunk has `is_last` and
+        `finish_reason`.
+        """
+        start = time.perf_counter()
+        requests = plan(self, text, max_segment_tokens=max_segment_tokens, **kwargs)  # validates now
+        return self._locked_stream(requests, _guards(guards), chunk_frames, trim_silence, start)
+
+    def _locked_stream(self, requests, guards, chunk_frames, trim_silence, start) -> Iterator[AudioChunk]:
+        with self._exclusive():
+            yield from synthesize(self, requests, guards=guards, chunk_frames=chunk_frames,
+                                  trim_silence=trim_silence, started=start)
+
+    def speak(self, text: str, *, block: bool = True, device: int | str | None = None, **kwargs):
+        """Plays `text` through the speakers as it is generated (arguments as in `stream`).
+
+        Returns a handle with `stop()` and `wait()`; with `block=True` it returns once played.
+        """
+        from .app.session import speak
+
+        return speak(self, text, block=block, device=device, **kwargs)
 
     # ------------------------------------------------------------------ audio
 
@@ -210,33 +246,3 @@ class TTS:
         decoder = self._decoder()
         wav = decoder(codes[None]) if full_causal else chunked_decode(decoder, codes[None])
         return np.asarray(wav[0], dtype=np.float32)
-
-    def generate(self, text: str, **kwargs) -> Audio:
-        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip."""
-        start = time.perf_counter()
-        request = self.prepare(text, **kwargs)
-        frames = [np.asarray(f) for f, _ in self._frames(request)]
-        codes = np.stack(frames).astype(np.int32) if frames else np.zeros((0, 16), np.int32)
-        if not len(codes):
-            samples = np.zeros(0, np.float32)
-        elif request.ref_codes is not None:
-            # As the reference: decode after the reference codes, then cut their share off.
-            both = self.decode(np.concatenate([request.ref_codes, codes]))
-            samples = both[int(len(request.ref_codes) / (len(request.ref_codes) + len(codes)) * len(both)):]
-        else:
-            samples = self.decode(codes)
-        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start)
-
-    def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
-               **kwargs) -> Iterator[AudioChunk]:
-        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
-
-        The first chunk holds the first frame (80 ms); sizes then follow `chunk_frames`
-        and stay at its last value. Leaving the loop early stops generation. With an
-        in-context voice the decoder first runs over the reference codes (audio dropped),
-        so the first chunk already has its left context.
-        """
-        start = time.perf_counter()
-        request = self.prepare(text, **kwargs)  # validates now, before the first chunk
-        return stream_audio(self._decoder(), self._frames(request), chunk_frames, start,
-                            prime=request.ref_codes)

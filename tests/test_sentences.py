@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from mlx_qwen3tts.app.text import estimate_seconds, split_sentences, weight
+from mlx_qwen3tts.text import estimate_seconds, split_sentences, weight
 
 
 def squash(text: str) -> str:

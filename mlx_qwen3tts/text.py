@@ -1,8 +1,13 @@
-"""Sentence splitting for long text, so speech can start before the whole text is generated."""
+"""Text hygiene and splitting: clean input, sentences, and segments that fit one generation."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Callable
+
+# About two hours of speech; more in one request is almost surely a mistake.
+MAX_CHARS = 100_000
 
 # Words whose trailing period does not end a sentence.
 ABBREVIATIONS = frozenset(
@@ -107,3 +112,42 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
         for sentence in _split_paragraph(paragraph):
             sentences.extend(_wrap(sentence, max_chars))
     return sentences
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalizes, drops control and format characters, collapses whitespace (blank lines
+    stay paragraph breaks), and refuses text with nothing to say."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
+    if len(text) > MAX_CHARS:
+        raise ValueError(f"text is {len(text):,} characters long; at most {MAX_CHARS:,} fit one request "
+                         "(about two hours of speech): split it")
+    text = unicodedata.normalize("NFC", text)
+    # Control characters (tabs, carriage returns...) separate words; format characters
+    # (zero-width spaces, byte-order marks...) vanish.
+    text = "".join(ch if ch == "\n" or not unicodedata.category(ch).startswith("C") else
+                   " " if unicodedata.category(ch) == "Cc" else "" for ch in text)
+    paragraphs = (re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text))
+    text = "\n\n".join(p for p in paragraphs if p)
+    if not any(ch.isalnum() for ch in text):
+        raise ValueError("text is empty: it has no letters or digits to speak" if text else
+                         "text is empty: give the words to speak")
+    return text
+
+
+def segment(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> list[str]:
+    """One segment if `text` fits `max_tokens`; else whole sentences packed up to the limit
+    (sentences too long on their own are cut at clauses, then spaces)."""
+    if count_tokens(text) <= max_tokens:
+        return [text]
+    segments: list[str] = []
+    current, used = "", 0
+    for sentence in split_sentences(text, max_chars=max_tokens * 2):
+        n = count_tokens(sentence)
+        if current and used + n > max_tokens:
+            segments.append(current)
+            current, used = "", 0
+        current, used = (f"{current} {sentence}" if current else sentence), used + n
+    if current:
+        segments.append(current)
+    return segments
