@@ -45,3 +45,31 @@ class DecoderStack(nn.Module):
         for layer, c in zip(self.layers, cache):
             h = layer(h, mask, c)
         return self.norm(h)
+
+
+class FrameCache:
+    """A KV cache of fixed capacity for one short sequence (the code predictor's 16 positions).
+
+    The buffers are allocated once per sequence at their final size, so a compiled frame sees
+    the same shapes on every call. The causal mask is only needed for a multi-token first call.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.offset = 0
+        self.keys = self.values = None
+
+    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
+        if self.keys is None:
+            b, heads, _, dim = keys.shape
+            self.keys = mx.zeros((b, heads, self.capacity, dim), keys.dtype)
+            self.values = mx.zeros((b, heads, self.capacity, values.shape[-1]), values.dtype)
+        start, self.offset = self.offset, self.offset + keys.shape[2]
+        if self.offset > self.capacity:
+            raise ValueError(f"FrameCache holds {self.capacity} positions, asked for {self.offset}")
+        self.keys[..., start:self.offset, :] = keys
+        self.values[..., start:self.offset, :] = values
+        return self.keys[..., :self.offset, :], self.values[..., :self.offset, :]
+
+    def make_mask(self, n: int, **_) -> str | None:
+        return "causal" if n > 1 else None
