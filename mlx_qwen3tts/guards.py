@@ -57,9 +57,10 @@ class GuardState:
             held = len(recent) >= period and recent[-period] == c0
             self._runs[period] = self._runs[period] + 1 if held else 0
         recent.append(c0)
-        if self._runs[1] >= g.repeat_frames:
-            return self._stop("repetition", self._runs[1])
-        longest = max(self._runs[2:], default=0)
+        # A stretch repeating with period p spans its matching frames plus the first p.
+        if self._runs[1] and self._runs[1] + 1 >= g.repeat_frames:
+            return self._stop("repetition", self._runs[1] + 1)
+        longest = max((run + p for p, run in enumerate(self._runs) if p >= 2 and run), default=0)
         if longest >= g.cycle_frames:
             return self._stop("repetition", longest)
         if self.frames >= self.budget:

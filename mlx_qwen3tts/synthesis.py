@@ -37,10 +37,15 @@ def segment_frames(tts, requests: list, guards: Guards, outcome: Outcome,
         watch["state"] = state
         result = {"frame_limit": request.sampling.max_new_tokens - 1}
         final = i == len(requests) - 1
+        ended = False
         for frame, is_last in guarded(tts._frames(request), state, result):
             codes.append(np.asarray(frame))
+            if is_last:  # the reason is known now, before the consumer sees the last frame
+                outcome.reasons.append(result["finish_reason"])
+                ended = True
             yield frame, is_last and final
-        outcome.reasons.append(result["finish_reason"])
+        if not ended:
+            outcome.reasons.append(result.get("finish_reason", "eos"))
 
 
 def trim_silent_tail(samples: np.ndarray, rms: float, keep: int = SAMPLE_RATE // 10) -> np.ndarray:

@@ -32,7 +32,9 @@ def write_text_tokenizer(folder: Path) -> None:
     symbols, a few merges, and unreachable filler entries up to the special range."""
     symbols = byte_symbols()
     vocab = {s: i for i, s in enumerate(symbols)}
-    merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("Ġ", "w"), ("o", "r")]
+    # "assistant" must be one token, as in the real vocabulary, for the prompt's slicing.
+    merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("Ġ", "w"), ("o", "r"), ("a", "s"), ("as", "s"),
+              ("i", "s"), ("ass", "is"), ("t", "a"), ("n", "t"), ("ta", "nt"), ("assis", "tant")]
     for a, b in merges:
         vocab[a + b] = len(vocab)
     vocab |= {f"<fill{i}>": i for i in range(len(vocab), 151643)}
