@@ -3,14 +3,20 @@
     python -m mlx_qwen3tts.bench --model Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --frames 50
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --kind custom_voice --json out.json
 
+    python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 bfloat16 --quantize 8 --vs reference
+
 Generation is greedy with a fixed token budget, so every run does the same work; a random
 model may still draw EOS early, so per-frame figures use the frames actually produced.
-On a Linux CPU, bfloat16 matmuls take a slow path: compare with `--dtype float32` there.
+The frame loop is timed as a consumer sees it; its talker and code-predictor halves are
+timed apart in a second pass, and the kernel floor (`kernel_floor.py`) is what the backend
+allows for the same frame. On a Linux CPU, bfloat16 matmuls take a slow path.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.util
 import json
 import logging
 import os
@@ -20,21 +26,31 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
+from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .generation import HostSyncs
+from .kernel_floor import kernel_floor, time_halves
 from .streaming import DEFAULT_CHUNK_FRAMES
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT = "Hello there. This is a short benchmark sentence, read out loud at an even pace."
 DEFAULT_INSTRUCT = "A calm, clear adult voice."
+GROUP_SIZE = 64
 # Printed rows: (result key, label, format).
 ROWS = [
     ("frames", "frames produced", "{:.0f}"),
     ("first_chunk_s", "time to first audio chunk (s)", "{:.3f}"),
-    ("rtf", "RTF (compute s / audio s)", "{:.3f}"),
+    ("rtf", "RTF, streamed (compute s / audio s)", "{:.3f}"),
     ("prefill_s", "prefill + first frame (s)", "{:.3f}"),
-    ("talker_code_predictor_ms", "talker + code predictor (ms/frame)", "{:.1f}"),
+    ("talker_ms", "talker step (ms/frame)", "{:.1f}"),
+    ("code_predictor_ms", "code predictor, 15 steps (ms/frame)", "{:.1f}"),
+    ("talker_code_predictor_ms", "frame loop, steady state (ms/frame)", "{:.1f}"),
+    ("kernel_floor_ms", "kernel floor (ms/frame)", "{:.1f}"),
+    ("floor_ratio", "frame loop / kernel floor", "{:.3f}"),
+    ("host_syncs_per_frame", "host syncs per frame", "{:.2f}"),
     ("decode_ms", f"decode, {DEFAULT_CHUNK_FRAMES[-1]}-frame steps (ms/frame)", "{:.1f}"),
     ("ms_per_frame", "total steady state (ms/frame)", "{:.1f}"),
     ("peak_memory_mb", "peak memory (MB)", "{:.0f}"),
@@ -51,19 +67,40 @@ def _peak_mb() -> float | None:
     return get() / 2**20 if get else None
 
 
-def _time_frames(tts, text: str, kwargs: dict) -> tuple[np.ndarray, float, float]:
-    """Runs the talker + code predictor loop alone: (codes, seconds to first frame, steady s/frame)."""
+def quantize(tts, bits: int, group_size: int = GROUP_SIZE) -> int:
+    """Quantizes the talker's and code predictor's Linear layers in memory; returns how many.
+
+    Embeddings stay in float; a layer whose input width is not a multiple of `group_size` is skipped.
+    """
+    count = 0
+
+    def predicate(_, module) -> bool:
+        nonlocal count
+        ok = isinstance(module, nn.Linear) and module.weight.shape[-1] % group_size == 0
+        count += ok
+        return ok
+
+    nn.quantize(tts.model.talker, group_size=group_size, bits=bits, class_predicate=predicate)
+    mx.eval(tts.model.talker.parameters())
+    return count
+
+
+def _time_frames(tts, text: str, kwargs: dict) -> tuple[np.ndarray, float, float, float | None]:
+    """The frame loop as a consumer runs it: (codes, seconds to first frame, steady s/frame,
+    host syncs per steady-state frame)."""
     start = time.perf_counter()
-    stamps, codes = [], []
+    stamps, codes, syncs = [], [], []
     for frame, _ in tts.iter_frames(text, **kwargs):
         codes.append(np.asarray(frame))  # forces the frame, as a consumer would
         stamps.append(time.perf_counter())
+        syncs.append(HostSyncs.count)
     if not codes:
-        return np.zeros((0, 16), np.int32), time.perf_counter() - start, 0.0
+        return np.zeros((0, 16), np.int32), time.perf_counter() - start, 0.0, None
     first = stamps[0] - start
     # Steady state excludes the prefill; with a single frame there is nothing else to time.
     steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else first
-    return np.stack(codes), first, steady
+    per_frame = (syncs[-1] - syncs[0]) / (len(syncs) - 1) if len(syncs) > 1 else None
+    return np.stack(codes), first, steady, per_frame
 
 
 def _time_decode(decoder, codes: np.ndarray, chunk: int) -> float:
@@ -81,55 +118,80 @@ def _time_decode(decoder, codes: np.ndarray, chunk: int) -> float:
 
 
 def run_once(tts, text: str, kwargs: dict) -> dict:
-    """One measured run: stream (first chunk), generate (RTF), frame loop and decode timed apart."""
+    """One measured run: a whole stream (first chunk, RTF), the frame loop and decode timed apart."""
     _reset_peak()
-    start = time.perf_counter()
-    stream = tts.stream(text, **kwargs)
-    try:
-        next(stream)
-        first_chunk = time.perf_counter() - start
-    except StopIteration:
-        first_chunk = float("nan")  # no frame at all: EOS on the first draw
-    finally:
-        stream.close()
-    audio = tts.generate(text, **kwargs)
-    codes, prefill, steady = _time_frames(tts, text, kwargs)
+    start, first_chunk, samples = time.perf_counter(), float("nan"), 0
+    for chunk in tts.stream(text, **kwargs):
+        if not samples:
+            first_chunk = time.perf_counter() - start
+        samples += len(chunk.samples)
+    streamed = time.perf_counter() - start
+    codes, prefill, steady, syncs = _time_frames(tts, text, kwargs)
     decode = _time_decode(tts.speech_decoder, codes, DEFAULT_CHUNK_FRAMES[-1])
+    audio = len(codes) * SAMPLES_PER_FRAME / SAMPLE_RATE
     return {
-        "frames": len(codes), "audio_seconds": audio.duration, "first_chunk_s": first_chunk,
-        "rtf": audio.rtf, "prefill_s": prefill, "talker_code_predictor_ms": steady * 1e3,
+        "frames": len(codes), "audio_seconds": audio, "first_chunk_s": first_chunk,
+        "rtf": streamed / audio if audio else None, "prefill_s": prefill,
+        "talker_code_predictor_ms": steady * 1e3, "host_syncs_per_frame": syncs,
         "decode_ms": decode * 1e3, "ms_per_frame": (steady + decode) * 1e3, "peak_memory_mb": _peak_mb(),
     }
 
 
-def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, instruct: str | None = None,
-              frames: int = 50, runs: int = 3) -> dict:
-    """Warms up once, then returns the median of `runs` runs of `run_once` (and the runs)."""
-    if frames < 1 or runs < 1:
-        raise ValueError("--frames and --runs must be at least 1")
+def _median(results: list[dict]) -> dict:
+    return {k: (statistics.median(r[k] for r in results) if all(r[k] is not None for r in results) else None)
+            for k in results[0]}
+
+
+def request_kwargs(tts, frames: int, speaker: str | None = None, instruct: str | None = None) -> dict:
+    """Greedy generation of `frames` frames (a random model may still stop early on EOS)."""
     if tts.kind == "custom_voice":
         speaker = speaker or tts.speakers[0]
     elif tts.kind == "voice_design":
         instruct = instruct or DEFAULT_INSTRUCT
-    kwargs = {"speaker": speaker, "instruct": instruct, "temperature": 0, "subtalker_temperature": 0,
-              "max_new_tokens": frames + 1, "seed": 0}
+    return {"speaker": speaker, "instruct": instruct, "temperature": 0, "subtalker_temperature": 0,
+            "max_new_tokens": frames + 1, "seed": 0}
+
+
+def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, instruct: str | None = None,
+              frames: int = 50, runs: int = 3, floor_reps: int = 5) -> dict:
+    """Warms up, then the median of `runs` runs of `run_once`, the halves and the kernel floor."""
+    if frames < 1 or runs < 1:
+        raise ValueError("--frames and --runs must be at least 1")
+    kwargs = request_kwargs(tts, frames, speaker, instruct)
     logger.info("warming up")
-    run_once(tts, text, kwargs)
+    run_once(tts, text, {**kwargs, "max_new_tokens": min(frames, 2) + 1})
     results = []
     for i in range(runs):
         results.append(run_once(tts, text, kwargs))
         logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
-    median = {k: (statistics.median(r[k] for r in results) if results[0][k] is not None else None)
-              for k in results[0]}
-    return {"median": median, "runs": results, "speaker": speaker, "instruct": instruct}
+    median = _median(results)
+    talker, predictor = time_halves(tts, text, kwargs, max(median["frames"], 1))
+    floor = kernel_floor(tts.model.talker, tts.prepare(text, **kwargs).prompt, floor_reps)
+    loop = median["talker_code_predictor_ms"]
+    median |= {"talker_ms": talker * 1e3, "code_predictor_ms": predictor * 1e3, **floor,
+               "floor_ratio": loop / floor["kernel_floor_ms"] if median["frames"] else None}
+    return {"median": median, "runs": results, "speaker": kwargs["speaker"], "instruct": kwargs["instruct"]}
 
 
-def format_table(title: str, result: dict) -> str:
-    width = max(len(label) for _, label, _ in ROWS)
-    lines = [title, "-" * len(title)]
-    for key, label, fmt in ROWS:
-        value = result.get(key)
-        lines.append(f"{label:<{width}}  {'n/a' if value is None else fmt.format(value)}")
+def _label(r: dict) -> str:
+    return f"{r['stack']} {r['dtype']}" + (f" q{r['quantization']}" if r["quantization"] else "")
+
+
+def format_table(title: str, results: list[dict]) -> str:
+    """One column per stack and configuration; the last row is each one's speed over the
+    reference of the same dtype (reference ms/frame / its ms/frame)."""
+    refs = {r["dtype"]: r["ms_per_frame"] for r in results if r["stack"] == "reference"}
+    rows = [(label, [None if r.get(k) is None else fmt.format(r[k]) for r in results]) for k, label, fmt in ROWS]
+    if refs:
+        rows.append(("speed vs reference (x)", [f"{refs[r['dtype']] / r['ms_per_frame']:.2f}"
+                                                if refs.get(r["dtype"]) and r["ms_per_frame"] else None
+                                                for r in results]))
+    heads = [_label(r) for r in results]
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(h), *(len(v or "n/a") for _, vals in rows for v in [vals[i]])) for i, h in enumerate(heads)]
+    lines = [title, "-" * len(title), f"{'':<{width}}  " + "  ".join(f"{h:>{c}}" for h, c in zip(heads, cols))]
+    for label, vals in rows:
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{v or 'n/a':>{c}}" for v, c in zip(vals, cols)))
     return "\n".join(lines)
 
 
@@ -147,9 +209,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default=DEFAULT_TEXT)
     p.add_argument("--frames", type=int, default=50, help="frames to generate per run (default 50)")
     p.add_argument("--runs", type=int, default=3, help="measured runs, median reported (default 3)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], help="cast weights (default: as stored)")
+    p.add_argument("--floor-reps", type=int, default=5, help="frames timed for the kernel floor (default 5)")
+    p.add_argument("--dtype", nargs="+", choices=["float32", "bfloat16"],
+                   help="cast weights, one configuration per dtype (default: as stored)")
+    p.add_argument("--quantize", nargs="+", type=int, choices=[8, 4], default=[],
+                   help=f"also run the first dtype with the talker and code predictor quantized "
+                        f"to these bits (group size {GROUP_SIZE})")
+    p.add_argument("--vs", nargs="+", choices=["reference", "mlx-audio"], default=[],
+                   help="also time these implementations on the same checkpoint, greedy, same frames")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
     return p
+
+
+def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[dict]]:
+    from . import load
+
+    tts = load(model, dtype=dtype)
+    layers = quantize(tts, bits) if bits else None
+    out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
+                    frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
+    stored = str(tts.model.talker.model.norm.weight.dtype)
+    result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind,
+              "size": tts.config.tts_model_size, "dtype": dtype or stored.removeprefix("mlx.core."),
+              "quantization": bits, "quantized_layers": layers, "frames_requested": args.frames,
+              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **out["median"]}
+    return result, out["runs"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,27 +242,47 @@ def main(argv: list[str] | None = None) -> int:
     if sys.platform == "linux" and "openblas" not in os.environ.get("LD_PRELOAD", ""):
         logger.warning("LD_PRELOAD has no OpenBLAS: MLX's bundled BLAS is ~30x slower on Linux; "
                        "run with LD_PRELOAD=$(ldconfig -p | grep -m1 -o '/.*libopenblas.so.0')")
-    from . import load
     from .bench_checkpoint import make_checkpoint
+    from .bench_reference import benchmark_reference
 
+    if args.floor_reps < 1:
+        print("error: --floor-reps must be at least 1", file=sys.stderr)
+        return 1
+    results, runs, skipped = [], {}, []
     try:
         if args.json_out and not Path(args.json_out).expanduser().parent.is_dir():
             raise FileNotFoundError(f"cannot write {args.json_out}: its folder does not exist")
         model = args.model or make_checkpoint(args.make_checkpoint, args.kind, args.out)
-        tts = load(model, dtype=args.dtype)
-        out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
-                        frames=args.frames, runs=args.runs)
+        dtypes = args.dtype or [None]
+        for dtype, bits in [(d, None) for d in dtypes] + [(dtypes[0], b) for b in args.quantize]:
+            result, r = _ours(model, dtype, bits, args)
+            results.append(result)
+            runs[_label(result)] = r
+            gc.collect()
+        if "reference" in args.vs:
+            for dtype in dict.fromkeys(r["dtype"] for r in results):
+                try:
+                    result, r = benchmark_reference(Path(model), dtype, results[0], args.text, args.frames, args.runs)
+                except ImportError as e:
+                    skipped.append({"stack": "reference", "reason": f"official implementation not importable: {e}"})
+                    break
+                results.append(result)
+                runs[_label(result)] = r
+                gc.collect()
+        if "mlx-audio" in args.vs:
+            skipped.append({"stack": "mlx-audio", "reason": "mlx-audio is not installed (pip install mlx-audio)"
+                            if importlib.util.find_spec("mlx_audio") is None else
+                            "mlx-audio is installed, but no adapter for its Qwen3-TTS API is written yet"})
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    dtype = args.dtype or str(tts.model.talker.codec_head.weight.dtype)
-    result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind,
-              "size": tts.config.tts_model_size, "dtype": dtype.removeprefix("mlx.core."), "quantization": None,
-              "frames_requested": args.frames, "runs": args.runs, **out["median"]}
-    print(format_table(f"{tts!r}, {result['dtype']}, {args.frames} frames, median of {args.runs}", result))
+    first = results[0]
+    print(format_table(f"{first['kind']} {first['size']}, {args.frames} frames, median of {args.runs}", results))
+    for s in skipped:
+        print(f"{s['stack']}: skipped: {s['reason']}")
     if args.json_out:
-        Path(args.json_out).expanduser().write_text(json.dumps({"results": [result], "runs": out["runs"]},
-                                                               indent=2))
+        Path(args.json_out).expanduser().write_text(json.dumps(
+            {"results": results, "skipped": skipped, "runs": runs}, indent=2))
         print(f"wrote {args.json_out}")
     return 0
 

@@ -13,6 +13,7 @@ from mlx_qwen3tts.bench import main
 from mlx_qwen3tts.bench_checkpoint import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
+from reference import requires_reference
 
 FILES = ["config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt",
          "tokenizer_config.json", "speech_tokenizer/config.json", "speech_tokenizer/model.safetensors"]
@@ -48,20 +49,50 @@ def test_real_sizes_have_the_official_shapes(size, tensors, millions):
     assert dict(params)["talker.code_predictor.model.layers.4.mlp.down_proj.weight"].shape == (1024, 3072)
 
 
+FIELDS = ["stack", "dtype", "quantization", "ms_per_frame", "talker_ms", "code_predictor_ms", "decode_ms",
+          "kernel_floor_ms", "rtf", "first_chunk_s", "host_syncs_per_frame", "peak_memory_mb"]
+
+
 def test_bench_writes_json(tiny, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["--model", str(tiny), "--frames", "5", "--runs", "1", "--dtype", "float32",
-                 "--json", str(out)]) == 0
-    assert "time to first audio chunk" in capsys.readouterr().out
+    assert main(["--model", str(tiny), "--frames", "5", "--runs", "1", "--dtype", "float32", "--quantize", "8",
+                 "--floor-reps", "2", "--vs", "mlx-audio", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "time to first audio chunk" in printed and "kernel floor" in printed
+    assert "mlx-audio: skipped: mlx-audio is not installed" in printed
     data = json.loads(out.read_text())
-    (result,) = data["results"]
-    assert result["stack"] == "mlx_qwen3tts" and result["dtype"] == "float32"
-    assert 1 <= result["frames"] <= 5
-    assert result["audio_seconds"] == pytest.approx(result["frames"] * 0.08)
-    for key in ("first_chunk_s", "rtf", "prefill_s", "talker_code_predictor_ms", "decode_ms", "ms_per_frame"):
-        assert result[key] > 0, key
-    assert result["peak_memory_mb"] is None or result["peak_memory_mb"] > 0
-    assert len(data["runs"]) == 1
+    plain, quantized = data["results"]
+    for result in (plain, quantized):
+        assert set(FIELDS) <= set(result)
+        assert result["stack"] == "mlx_qwen3tts" and result["dtype"] == "float32"
+        assert 1 <= result["frames"] <= 5
+        assert result["audio_seconds"] == pytest.approx(result["frames"] * 0.08)
+        for key in ("first_chunk_s", "rtf", "prefill_s", "talker_code_predictor_ms", "talker_ms",
+                    "code_predictor_ms", "kernel_floor_ms", "kernel_floor_talker_ms",
+                    "kernel_floor_code_predictor_ms", "decode_ms", "ms_per_frame"):
+            assert result[key] > 0, key
+        assert result["ms_per_frame"] == pytest.approx(result["talker_code_predictor_ms"] + result["decode_ms"])
+        assert result["peak_memory_mb"] is None or result["peak_memory_mb"] > 0
+    assert plain["quantization"] is None and quantized["quantization"] == 8 and quantized["quantized_layers"] > 0
+    if plain["frames"] > 2:
+        assert plain["host_syncs_per_frame"] <= 1
+    assert data["skipped"] == [{"stack": "mlx-audio", "reason": "mlx-audio is not installed (pip install mlx-audio)"}]
+    assert len(data["runs"]["mlx_qwen3tts float32"]) == 1
+
+
+@requires_reference
+def test_bench_against_reference(tiny, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--model", str(tiny), "--frames", "4", "--runs", "1", "--dtype", "float32", "--floor-reps", "1",
+                 "--vs", "reference", "--json", str(out)]) == 0
+    assert "speed vs reference" in capsys.readouterr().out
+    ours, ref = json.loads(out.read_text())["results"]
+    assert ref["stack"] == "reference" and ref["dtype"] == "float32" and set(FIELDS) <= set(ref)
+    # Same talker weights, greedy: the official view must produce as many frames as we do.
+    assert ref["frames"] == ours["frames"]
+    for key in ("talker_ms", "code_predictor_ms", "decode_ms", "ms_per_frame", "rtf"):
+        assert ref[key] > 0, key
+    assert (tiny.with_name(tiny.name + "-official") / "speech_tokenizer" / "preprocessor_config.json").exists()
 
 
 def test_make_checkpoint_flag_uses_out(tmp_path, capsys):
