@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repetition-penalty", type=float)
     s.add_argument("--max-new-tokens", type=int, help="most codec frames per sentence")
     s.add_argument("--seed", type=int)
+    s.add_argument("--keep-silence", action="store_true",
+                   help="keep the silence the model leaves after each sentence (trimmed by default)")
     o = p.add_argument_group("output")
     o.add_argument("--output", "-o", help="also write the speech to this .wav/.flac/.ogg file")
     o.add_argument("--no-play", action="store_true", help="do not play (use with --output)")
@@ -127,6 +129,8 @@ def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
     kwargs = {"language": args.language, "speaker": args.speaker, "instruct": args.instruct, "voice": voice}
     for name in ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed"):
         kwargs[name] = getattr(args, name)
+    if not getattr(args, "keep_silence", False):
+        kwargs["trim_silence"] = True
     if kwargs["speaker"]:
         kwargs["speaker"] = kwargs["speaker"].lower()
     elif getattr(tts, "kind", None) == "custom_voice" and tts.speakers:

@@ -48,16 +48,18 @@ def segment_frames(tts, requests: list, guards: Guards, outcome: Outcome,
             outcome.reasons.append(result.get("finish_reason", "eos"))
 
 
-def trim_silent_tail(samples: np.ndarray, rms: float, keep: int = SAMPLE_RATE // 10) -> np.ndarray:
-    """Drops near-silence (and breath below `rms`) at the end, keeping `keep` samples of it."""
-    window = SAMPLE_RATE // 50
-    n = len(samples) // window
-    if n == 0:
-        return samples
-    energy = np.sqrt(np.mean(np.square(samples[: n * window].reshape(n, window)), axis=1))
+WINDOW = SAMPLE_RATE // 50  # 20 ms; divides a frame, so windows stay on one grid across chunks
+KEEP = SAMPLE_RATE // 5  # silence kept after the last sound: a natural pause
+
+
+def loud_end(samples: np.ndarray, rms: float) -> int:
+    """The index just past the last 20 ms window at or above `rms` (0 if none)."""
+    n = len(samples) // WINDOW
+    energy = np.sqrt(np.mean(np.square(samples[: n * WINDOW].reshape(n, WINDOW)), axis=1))
     loud = np.flatnonzero(energy >= rms)
-    end = (loud[-1] + 1) * window + keep if len(loud) else keep
-    return samples[: min(len(samples), end)]
+    if len(samples) > n * WINDOW and np.sqrt(np.mean(np.square(samples[n * WINDOW:]))) >= rms:
+        return len(samples)
+    return int(loud[-1] + 1) * WINDOW if len(loud) else 0
 
 
 def synthesize(tts, requests: list, *, guards: Guards, chunk_frames, trim_silence: bool = False,
@@ -66,15 +68,16 @@ def synthesize(tts, requests: list, *, guards: Guards, chunk_frames, trim_silenc
                watch: dict | None = None) -> Iterator[AudioChunk]:
     """Streams every segment through one decoder, stopping early when a guard fires.
 
-    The last chunk carries `finish_reason`. With `trim_silence`, near-silent chunks are held
-    back and dropped if nothing audible follows them.
+    The last chunk carries `finish_reason`. With `trim_silence`, quiet audio at the end of each
+    chunk is held back until something audible follows; at the end only a short pause of it
+    is kept. The result does not depend on the chunk sizes.
     """
     started = time.perf_counter() if started is None else started
     outcome = Outcome() if outcome is None else outcome
     watch = {} if watch is None else watch
     frames = segment_frames(tts, requests, guards, outcome, watch)
     chunks = stream_audio(tts._decoder(), frames, chunk_frames, started, prime=requests[0].ref_codes)
-    held: list[AudioChunk] = []
+    held = np.zeros(0, np.float32)  # trailing quiet audio not yet known to be a pause
     emitted = 0
     try:
         for chunk in chunks:
@@ -85,33 +88,21 @@ def synthesize(tts, requests: list, *, guards: Guards, chunk_frames, trim_silenc
             if chunk.is_last:
                 chunk.finish_reason = outcome.finish_reason
             if trim_silence:
-                held.append(chunk)
-                quiet = float(np.sqrt(np.mean(np.square(chunk.samples)))) < guards.silence_rms if len(chunk.samples) else True
-                if quiet and not chunk.is_last:
-                    continue
+                audio = np.concatenate([held, chunk.samples])
+                end = loud_end(audio, guards.silence_rms)
                 if chunk.is_last:
-                    chunk.samples = trim_silent_tail(np.concatenate([c.samples for c in held]), guards.silence_rms)
-                    held = [chunk]
-                merged = _merge(held)
-                merged.index, emitted, held = emitted, emitted + 1, []
-                _emit(merged, on_chunk)
-                yield merged
-            else:
-                _emit(chunk, on_chunk)
-                yield chunk
+                    end = min(len(audio), end + KEEP)
+                chunk.samples, held = audio[:end], audio[end:]
+                if not len(chunk.samples) and not chunk.is_last:
+                    continue
+                chunk.index, emitted = emitted, emitted + 1
+            _emit(chunk, on_chunk)
+            yield chunk
             if chunk.is_last:
                 return
     finally:
         chunks.close()
         frames.close()
-
-
-def _merge(held: list[AudioChunk]) -> AudioChunk:
-    """Held-back quiet chunks and the chunk that ended the quiet, as one chunk."""
-    last = held[-1]
-    if len(held) > 1:
-        last.samples = np.concatenate([c.samples for c in held])
-    return last
 
 
 def _emit(chunk: AudioChunk, on_chunk) -> None:

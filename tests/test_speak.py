@@ -177,7 +177,11 @@ def test_flags_reach_the_model(env, tmp_path):
     assert speak.main(argv) == 0
     (_, kwargs), = env.tts.calls
     assert kwargs == {"speaker": "vivian", "language": "english", "instruct": "calm", "temperature": 0.7,
-                      "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7}
+                      "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7,
+                      "trim_silence": True}
+    env.tts.calls.clear()
+    assert speak.main(["Hello.", "--keep-silence", "-q"]) == 0
+    assert "trim_silence" not in env.tts.calls[0][1]
 
 
 def test_custom_voice_gets_a_default_speaker(env):
