@@ -96,6 +96,9 @@ def read_text(args: argparse.Namespace, stdin=None) -> str:
             return Path(args.file).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise FileNotFoundError(f"text file not found: {args.file}") from None
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{args.file} is not UTF-8 text (bad byte at position {e.start}); "
+                             "save it as UTF-8") from None
     if args.text == "-" or (args.text is None and not stdin.isatty()):
         return stdin.read()
     if args.text is None:

@@ -66,10 +66,11 @@ def check_voice(config: ModelConfig, voice: Voice | str | Path | None, speaker: 
             raise ValueError(f"voice= needs a Base model; this {kind} model uses "
                              f"{'speaker=' if kind == 'custom_voice' else 'instruct='}")
         return None
-    if speaker:
+    if speaker and voice is not None:
         raise ValueError("pass either voice= or speaker=, not both: Base models speak in a cloned voice")
     if voice is None:
-        raise ValueError("Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
+        preset = f"speaker={speaker!r} needs a CustomVoice model; " if speaker else ""
+        raise ValueError(f"{preset}Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
     voice = voice if isinstance(voice, Voice) else Voice.load(voice)
     voice.check_model(kind, config.tts_model_size, config.talker.hidden_size)
     return voice

@@ -112,3 +112,15 @@ def test_check_duration():
         check_duration(np.zeros(23999))
     with pytest.raises(AudioLoadError, match="at most 60 s"):
         check_duration(np.zeros(61 * 16000), 16000)
+
+
+def test_8bit_48khz_stereo_reference_is_mixed_and_resampled(tmp_path):
+    import soundfile as sf
+
+    t = np.arange(48000 * 2) / 48000
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)], 1)
+    path = tmp_path / "u8.wav"
+    sf.write(path, stereo, 48000, subtype="PCM_U8")
+    mono = load_audio(path)
+    assert mono.dtype == np.float32 and len(mono) == 48000  # 2 s at 24 kHz
+    assert 0.2 < np.abs(mono).max() <= 1.0

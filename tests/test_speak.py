@@ -486,3 +486,11 @@ def test_api_speak_background_error_is_raised_by_wait(session):
 def test_api_speak_rejects_empty_text(session):
     with pytest.raises(ValueError, match="empty"):
         session.speak(FakeTTS(), "  ")
+
+
+def test_text_file_that_is_not_utf8(env, tmp_path, capsys):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+    assert speak.main(["--file", str(path), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {path} is not UTF-8 text (bad byte at position 3); save it as UTF-8"]
