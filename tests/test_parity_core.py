@@ -106,21 +106,24 @@ CV_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CV_CASES))
-def test_custom_voice_matches_reference(custom_voice, case):
-    tts, ref = custom_voice
-    kw = CV_CASES[case]
-    ref_kw = dict(kw)
-    rec = run_reference(ref, "generate_custom_voice", **{**ref_kw, **REF_GREEDY})
+def assert_matches_reference(tts, ref, method: str, kw: dict) -> None:
+    """Prompt vectors, greedy codes, and teacher-forced talker and code-predictor logits."""
+    rec = run_reference(ref, method, **kw, **REF_GREEDY)
     request = tts.prepare(TEXT, **kw)
     np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(request.prompt.trailing), rec.trailing[0], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(request.prompt.trailing), rec.trailing[0][:len(request.prompt.trailing)],
+                               atol=1e-5)
     ours = tts.generate_codes(TEXT, **kw, **GREEDY)
     assert ours.shape == rec.codes.shape and ours.shape[0] >= 30
     np.testing.assert_array_equal(ours, rec.codes)
     talker_logits, cp_logits = teacher_forced_logits(tts, request.prompt, rec.codes)
     np.testing.assert_allclose(talker_logits, np.concatenate(rec.talker_logits[:len(talker_logits)]), atol=1e-4)
     np.testing.assert_allclose(cp_logits, np.concatenate(rec.cp_logits[:15]), atol=1e-4)
+
+
+@pytest.mark.parametrize("case", list(CV_CASES))
+def test_custom_voice_matches_reference(custom_voice, case):
+    assert_matches_reference(*custom_voice, "generate_custom_voice", CV_CASES[case])
 
 
 def test_repetition_penalty_greedy_matches_reference(custom_voice):
@@ -158,17 +161,7 @@ VD_CASES = {
 
 @pytest.mark.parametrize("case", list(VD_CASES))
 def test_voice_design_matches_reference(voice_design, case):
-    tts, ref = voice_design
-    kw = VD_CASES[case]
-    rec = run_reference(ref, "generate_voice_design", **kw, **REF_GREEDY)
-    request = tts.prepare(TEXT, **kw)
-    np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
-    ours = tts.generate_codes(TEXT, **kw, **GREEDY)
-    assert ours.shape[0] >= 30
-    np.testing.assert_array_equal(ours, rec.codes)
-    talker_logits, cp_logits = teacher_forced_logits(tts, request.prompt, rec.codes)
-    np.testing.assert_allclose(talker_logits, np.concatenate(rec.talker_logits[:len(talker_logits)]), atol=1e-4)
-    np.testing.assert_allclose(cp_logits, np.concatenate(rec.cp_logits[:15]), atol=1e-4)
+    assert_matches_reference(*voice_design, "generate_voice_design", VD_CASES[case])
 
 
 def test_max_new_tokens_has_reference_meaning(custom_voice):
