@@ -165,7 +165,7 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
         results.append(run_once(tts, text, kwargs))
         logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
     median = _median(results)
-    talker, predictor = time_halves(tts, text, kwargs, max(median["frames"], 1))
+    talker, predictor = time_halves(tts, text, kwargs, max(int(median["frames"]), 1))
     floor = kernel_floor(tts.model.talker, tts.prepare(text, **kwargs).prompt, floor_reps)
     loop = median["talker_code_predictor_ms"]
     median |= {"talker_ms": talker * 1e3, "code_predictor_ms": predictor * 1e3, **floor,

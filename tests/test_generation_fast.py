@@ -23,8 +23,8 @@ MODES = {
 }
 
 
-def _load(tmp_path_factory, kind: str):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp(kind), kind=kind))
+def _load(tmp_path_factory, kind: str, dtype: mx.Dtype = mx.float32):
+    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp(kind), kind=kind, dtype=dtype))
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,15 @@ def test_custom_voice_lean_equals_plain(custom_voice, mode, seed):
 @pytest.mark.parametrize("mode", ["sampled", "greedy", "greedy_penalty"])
 def test_voice_design_lean_equals_plain(voice_design, mode):
     assert_same(voice_design, 3, dict(instruct="A calm voice.", non_streaming_mode=False), **MODES[mode])
+
+
+@pytest.mark.parametrize("mode", ["sampled", "greedy"])
+def test_bfloat16_lean_equals_plain(tmp_path_factory, mode):
+    # Fused kernels must round their bfloat16 intermediates as the separate ops do.
+    tts = _load(tmp_path_factory, "custom_voice", mx.bfloat16)
+    assert tts.model.talker.codec_head.weight.dtype == mx.bfloat16
+    for seed in range(3):
+        assert_same(tts, seed, dict(speaker="vivian"), **MODES[mode])
 
 
 def test_seeds_differ(custom_voice):
