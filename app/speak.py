@@ -30,9 +30,12 @@ class UsageError(ValueError):
 
 
 def load_model(path_or_repo: str):
+    import mlx.core as mx
+
     import mlx_qwen3tts
 
-    return mlx_qwen3tts.load(path_or_repo)
+    # Half-precision matmuls have no fast path on the CPU; float32 there is much quicker.
+    return mlx_qwen3tts.load(path_or_repo, dtype="float32" if mx.default_device() == mx.cpu else None)
 
 
 def load_voice(path: str):

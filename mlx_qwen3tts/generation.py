@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,8 +83,16 @@ class HostSyncs:
 
 
 # Generation gets its own stream, so the codec decode a consumer queues on the default stream
-# is not held behind the frame queued ahead.
-_STREAM = mx.new_stream(mx.default_device())
+# is not held behind the frame queued ahead. MLX streams belong to the thread that made them,
+# and apps generate from worker threads: one stream per thread.
+_streams = threading.local()
+
+
+def _generation_stream() -> mx.Stream:
+    stream = getattr(_streams, "stream", None)
+    if stream is None:
+        stream = _streams.stream = mx.new_stream(mx.default_device())
+    return stream
 
 
 @contextmanager
@@ -224,8 +233,10 @@ def _plain_frames(s: FrameStepper, last_step: int) -> Iterator[tuple[mx.array, b
 
 
 def _lean_frames(s: FrameStepper, last_step: int) -> Iterator[tuple[mx.array, bool]]:
+    stream = _generation_stream()
+
     def queue(step: int, c0: mx.array, hidden: mx.array):
-        with mx.stream(_STREAM):
+        with mx.stream(stream):
             frame = s.code_predictor(hidden, c0)
             if step + 1 == last_step:  # the budget's last draw: its value is never read
                 out = (frame[0], None, None)
@@ -235,7 +246,7 @@ def _lean_frames(s: FrameStepper, last_step: int) -> Iterator[tuple[mx.array, bo
         mx.async_eval(*(x for x in out if x is not None))
         return out
 
-    with mx.stream(_STREAM):
+    with mx.stream(stream):
         c0, hidden = s.prefill()
     if last_step <= 0 or HostSyncs.item(c0) == s.eos:
         return
