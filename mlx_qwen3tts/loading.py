@@ -104,6 +104,7 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None):
     """
     from .config import ModelConfig, SamplingConfig
     from .models.qwen3_tts import Model
+    from .quantize import apply_quantization
     from .tokenizer import TextTokenizer
     from .tts import TTS
 
@@ -117,7 +118,10 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None):
     if config.tokenizer_type != "qwen3_tts_tokenizer_12hz":
         raise ValueError(f"{folder} uses the {config.tokenizer_type!r} codec; only the 12 Hz models are supported")
     model = Model(config)
-    load_strict(model, model.sanitize(read_safetensors(folder)), folder)
+    weights = model.sanitize(read_safetensors(folder))
+    # Converted folders may be quantized: rebuild those layers before the strict load.
+    apply_quantization(model, raw.get("quantization"), weights, folder)
+    load_strict(model, weights, folder)
     if dtype is not None:
         model.set_dtype(dtype)
     mx.eval(model.parameters())
