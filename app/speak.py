@@ -265,6 +265,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (0 ok, 1 failure, 2 bad input, 130 Ctrl-C)."""
+    if argv is None:  # a real command line: on Linux, restart with the fast BLAS if needed
+        from mlx_qwen3tts.blas import reexec_with_openblas
+
+        reexec_with_openblas(["-m", "mlx_qwen3tts.speak", *sys.argv[1:]])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
