@@ -4,6 +4,8 @@
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --kind custom_voice --json out.json
 
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 bfloat16 --quantize 8 --vs reference
+    python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 --vs mlx-audio \
+        --mlx-audio-python /path/to/venv/bin/python
 
 Generation is greedy with a fixed token budget, so every run does the same work; a random
 model may still draw EOS early, so per-frame figures use the frames actually produced.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import logging
 import os
@@ -217,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
                         f"to these bits (group size {GROUP_SIZE})")
     p.add_argument("--vs", nargs="+", choices=["reference", "mlx-audio"], default=[],
                    help="also time these implementations on the same checkpoint, greedy, same frames")
+    p.add_argument("--mlx-audio-python", metavar="PYTHON",
+                   help="interpreter that has mlx-audio, for --vs mlx-audio (default: this one, if it has it)")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
     return p
 
@@ -243,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("LD_PRELOAD has no OpenBLAS: MLX's bundled BLAS is ~30x slower on Linux; "
                        "run with LD_PRELOAD=$(ldconfig -p | grep -m1 -o '/.*libopenblas.so.0')")
     from .bench_checkpoint import make_checkpoint
+    from .bench_mlx_audio import benchmark_mlx_audio, find_python, skip_reason
     from .bench_reference import benchmark_reference
 
     if args.floor_reps < 1:
@@ -270,9 +274,18 @@ def main(argv: list[str] | None = None) -> int:
                 runs[_label(result)] = r
                 gc.collect()
         if "mlx-audio" in args.vs:
-            skipped.append({"stack": "mlx-audio", "reason": "mlx-audio is not installed (pip install mlx-audio)"
-                            if importlib.util.find_spec("mlx_audio") is None else
-                            "mlx-audio is installed, but no adapter for its Qwen3-TTS API is written yet"})
+            python = find_python(args.mlx_audio_python)
+            if python is None:
+                skipped.append({"stack": "mlx-audio", "reason": skip_reason(args.mlx_audio_python)})
+            for dtype in dict.fromkeys(r["dtype"] for r in results) if python else ():
+                try:
+                    result, r = benchmark_mlx_audio(Path(model), dtype, results[0], args.text, args.frames,
+                                                    args.runs, python)
+                except RuntimeError as e:
+                    skipped.append({"stack": "mlx-audio", "reason": str(e)})
+                    break
+                results.append(result)
+                runs[_label(result)] = r
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -120,3 +120,39 @@ def test_bad_options_exit_2(argv):
 def test_bad_frames_exit_1(tiny, capsys):
     assert main(["--model", str(tiny), "--frames", "0"]) == 1
     assert "--frames" in capsys.readouterr().err
+
+
+def test_mlx_audio_without_it_is_a_skip_line(tiny, tmp_path, capsys):
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("mlx_audio") is not None:
+        pytest.skip("this interpreter has mlx-audio")
+    out = tmp_path / "bench.json"
+    assert main(["--model", str(tiny), "--frames", "2", "--runs", "1", "--floor-reps", "1", "--vs", "mlx-audio",
+                 "--mlx-audio-python", sys.executable, "--json", str(out)]) == 0
+    assert f"mlx-audio: skipped: mlx-audio is not importable by {sys.executable}" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert [r["stack"] for r in data["results"]] == ["mlx_qwen3tts"]
+    assert data["skipped"] == [{"stack": "mlx-audio", "reason": f"mlx-audio is not importable by {sys.executable}"}]
+
+
+def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatch):
+    # A stand-in interpreter that prints what the child would: the parent's parsing and median.
+    from mlx_qwen3tts import bench_mlx_audio, bench_reference
+
+    run = {"frames": 4, "audio_seconds": 0.32, "first_chunk_s": 1.0, "rtf": 3.0, "prefill_s": 0.2,
+           "talker_code_predictor_ms": 100.0, "decode_ms": 10.0, "ms_per_frame": 110.0, "peak_memory_mb": 5.0,
+           **dict.fromkeys(bench_mlx_audio.NULLS)}
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho 'noise'\necho '{bench_mlx_audio.MARK}{json.dumps([run, run])}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(bench_reference, "official_view", lambda folder: folder)
+    ours = {"kind": "custom_voice", "size": "0b6", "speaker": "vivian", "instruct": None}
+    result, runs = bench_mlx_audio.benchmark_mlx_audio(tiny, "float32", ours, "Hi.", 4, 2, str(fake))
+    assert len(runs) == 2 and set(FIELDS) <= set(result)
+    assert result["stack"] == "mlx-audio" and result["dtype"] == "float32" and result["ms_per_frame"] == 110.0
+    assert result["talker_ms"] is None and result["kernel_floor_ms"] is None
+    fake.write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
+    with pytest.raises(RuntimeError, match="exit 3"):
+        bench_mlx_audio.benchmark_mlx_audio(tiny, "float32", ours, "Hi.", 4, 2, str(fake))
