@@ -85,15 +85,18 @@ class GuardState:
         return reason
 
 
-def guarded(frames: Iterator[tuple[mx.array, bool]], state: GuardState | None,
-            outcome: dict) -> Iterator[tuple[mx.array, bool]]:
-    """Passes `(frame, is_last)` through until the source ends or a guard fires; records the
-    `finish_reason` ("eos", "max_new_tokens" or the guard's) in `outcome`."""
+def guarded(frames: Iterator[tuple[mx.array, bool]], state: GuardState | None, outcome: dict,
+            record: list[np.ndarray]) -> Iterator[tuple[mx.array, bool]]:
+    """Passes `(frame, is_last)` through until the source ends or a guard fires; appends each
+    frame's codes to `record` and puts the `finish_reason` ("eos", "max_new_tokens" or the
+    guard's) in `outcome`. Each frame is read back once, here."""
     count = 0
     try:
         for frame, is_last in frames:
             count += 1
-            if state is not None and state.frame(int(frame[0].item())):
+            row = np.asarray(frame)
+            record.append(row)
+            if state is not None and state.frame(int(row[0])):
                 outcome["finish_reason"] = state.reason
                 yield frame, True
                 return

@@ -38,8 +38,7 @@ def segment_frames(tts, requests: list, guards: Guards, outcome: Outcome,
         result = {"frame_limit": request.sampling.max_new_tokens - 1}
         final = i == len(requests) - 1
         ended = False
-        for frame, is_last in guarded(tts._frames(request), state, result):
-            codes.append(np.asarray(frame))
+        for frame, is_last in guarded(tts._frames(request), state, result, codes):
             if is_last:  # the reason is known now, before the consumer sees the last frame
                 outcome.reasons.append(result["finish_reason"])
                 ended = True

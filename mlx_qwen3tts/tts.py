@@ -15,7 +15,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .config import ModelConfig, SamplingConfig
 from .generation import generate_frames
-from .guards import Guards
+from .guards import Guards, guarded
 from .models.qwen3_tts import Model
 from .request import MAX_SEGMENT_TOKENS, Request, build_request, plan
 from .streaming import DEFAULT_CHUNK_FRAMES
@@ -24,6 +24,11 @@ from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
 logger = logging.getLogger(__name__)
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    """Frame rows as one (frames, 16) int32 array, also when there are none."""
+    return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
 
 
 def _guards(guards: Guards | bool | None) -> Guards:
@@ -139,11 +144,11 @@ class TTS:
                         subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
                         subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed,
                         max_segment_tokens=max_segment_tokens)
+        watch: dict = {}
         with self._exclusive():
-            frames = segment_frames(self, requests, _guards(guards), Outcome(), {})
-            codes = [np.asarray(f) for f, _ in frames]
-        n = self.config.talker.num_code_groups
-        return np.stack(codes).astype(np.int32) if codes else np.zeros((0, n), np.int32)
+            for _ in segment_frames(self, requests, _guards(guards), Outcome(), watch):
+                pass
+        return _stack(watch["codes"])
 
     def generate(self, text: str, *, guards: Guards | bool | None = None, retries: int = 0,
                  trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
@@ -173,7 +178,7 @@ class TTS:
             chunks = list(synthesize(self, requests, guards=guards, chunk_frames=8, trim_silence=trim_silence,
                                      on_chunk=on_chunk, started=start, outcome=outcome, watch=watch))
         samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
-        codes = np.stack(watch["codes"]).astype(np.int32) if watch["codes"] else np.zeros((0, 16), np.int32)
+        codes = _stack(watch["codes"])
         state = watch.get("state")
         if state is not None and state.reason in ("repetition", "silence") and state.bad_frames:
             # Keep the audio before the fault, not the stuck sound or the silence itself.
@@ -182,10 +187,10 @@ class TTS:
 
     def _generate_like_reference(self, request: Request, start: float) -> Audio:
         """The reference's path: all frames, then the offline (windowed) decode."""
-        frames = [np.asarray(f) for f, _ in self._frames(request)]
-        codes = np.stack(frames).astype(np.int32) if frames else np.zeros((0, 16), np.int32)
-        limit = request.sampling.max_new_tokens - 1
-        reason = "max_new_tokens" if len(codes) >= limit else "eos"
+        rows, result = [], {"frame_limit": request.sampling.max_new_tokens - 1}
+        for _ in guarded(self._frames(request), None, result, rows):
+            pass
+        codes = _stack(rows)
         if not len(codes):
             samples = np.zeros(0, np.float32)
         elif request.ref_codes is not None:
@@ -194,7 +199,7 @@ class TTS:
             samples = both[int(len(request.ref_codes) / (len(request.ref_codes) + len(codes)) * len(both)):]
         else:
             samples = self.decode(codes)
-        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, reason)
+        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, result["finish_reason"])
 
     def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
                guards: Guards | bool | None = None, trim_silence: bool = False,
