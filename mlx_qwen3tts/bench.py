@@ -20,7 +20,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .blas import reexec_with_openblas, warn_if_slow
 from .generation import HostSyncs
 from .kernel_floor import kernel_floor, time_halves
 from .streaming import DEFAULT_CHUNK_FRAMES
@@ -240,11 +240,11 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real command line: on Linux, restart with the fast BLAS if needed
+        reexec_with_openblas(["-m", "mlx_qwen3tts.bench", *sys.argv[1:]])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if sys.platform == "linux" and "openblas" not in os.environ.get("LD_PRELOAD", ""):
-        logger.warning("LD_PRELOAD has no OpenBLAS: MLX's bundled BLAS is ~30x slower on Linux; "
-                       "run with LD_PRELOAD=$(ldconfig -p | grep -m1 -o '/.*libopenblas.so.0')")
+    warn_if_slow()
     from .bench_checkpoint import make_checkpoint
     from .bench_mlx_audio import benchmark_mlx_audio, find_python, skip_reason
     from .bench_reference import benchmark_reference

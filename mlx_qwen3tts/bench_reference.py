@@ -5,16 +5,19 @@ in its own layout. A folder made by `--make-checkpoint` has neither (its codec i
 MLX layout), so the reference runs on an *official view* of it: the same talker weights and
 tokenizer files (linked), the config completed, and a codec of the same shapes written by
 the official classes with random weights. Decode cost depends on shapes only, so the
-figures compare like with like.
+figures compare like with like. The reference runs in a process of its own, with PyTorch's
+own BLAS (`child_env`); this file is also that child (`python -m ... --child ARGS`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -23,6 +26,8 @@ from pathlib import Path
 from .audio import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
+
+MARK = "REFERENCE_BENCH_JSON "
 
 LINKED = ("model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "generation_config.json")
 _FEATURE_EXTRACTOR = {"feature_extractor_type": "EncodecFeatureExtractor", "feature_size": 1,
@@ -162,15 +167,47 @@ def run_reference_once(ref, kind: str, text: str, speaker: str | None, instruct:
             "peak_memory_mb": None}
 
 
+def child_env() -> dict:
+    """The environment for the reference's process: PyTorch keeps its own BLAS (MKL on x86).
+
+    A preloaded OpenBLAS would take over torch's matmuls too (3-8x slower here), so it is left out.
+    """
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    kept = [p for p in env.pop("LD_PRELOAD", "").split() if "libopenblas" not in p]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    env.pop("OPENBLAS_CORETYPE", None)
+    return env
+
+
 def benchmark_reference(model: Path, dtype: str, ours: dict, text: str, frames: int,
                         runs: int) -> tuple[dict, list[dict]]:
-    """The median of `runs` reference runs after a short warm-up, on the official view of `model`."""
+    """The median of `runs` reference runs after a short warm-up, on the official view of `model`,
+    in a process of its own (see `child_env`)."""
+    if importlib.util.find_spec("qwen_tts") is None:
+        raise ImportError("qwen-tts is not installed (pip install --no-deps qwen-tts==0.1.1)")
     view = official_view(model)
-    ref = load_reference(view, dtype)
-    call = dict(kind=ours["kind"], text=text, speaker=ours["speaker"], instruct=ours["instruct"])
-    run_reference_once(ref, frames=min(frames, 2), **call)  # warm-up
-    results = [run_reference_once(ref, frames=frames, **call) for _ in range(runs)]
+    args = {"view": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
+            "instruct": ours["instruct"], "frames": frames, "runs": runs}
+    proc = subprocess.run([sys.executable, "-m", __name__, "--child", json.dumps(args)],
+                          capture_output=True, text=True, env=child_env())
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    if proc.returncode or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"reference run failed (exit {proc.returncode}): {tail[0]}")
+    results = json.loads(lines[-1][len(MARK):])
     median = {k: None if any(r[k] is None for r in results) else statistics.median(r[k] for r in results)
               for k in results[0]}
     return {"stack": "reference", "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": dtype,
             "quantization": None, "frames_requested": frames, "runs": runs, **median}, results
+
+
+def _child(args: dict) -> list[dict]:
+    ref = load_reference(Path(args["view"]), args["dtype"])
+    call = dict(kind=args["kind"], text=args["text"], speaker=args["speaker"], instruct=args["instruct"])
+    run_reference_once(ref, frames=min(args["frames"], 2), **call)  # warm-up
+    return [run_reference_once(ref, frames=args["frames"], **call) for _ in range(args["runs"])]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    print(MARK + json.dumps(_child(json.loads(sys.argv[2]))), flush=True)

@@ -156,3 +156,14 @@ def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatc
     fake.write_text("#!/bin/sh\necho 'boom' >&2\nexit 3\n")
     with pytest.raises(RuntimeError, match="exit 3"):
         bench_mlx_audio.benchmark_mlx_audio(tiny, "float32", ours, "Hi.", 4, 2, str(fake))
+
+
+def test_reference_child_keeps_torch_on_its_own_blas(monkeypatch):
+    from mlx_qwen3tts.bench_reference import child_env
+
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0 /opt/libother.so")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
+    env = child_env()
+    assert env["LD_PRELOAD"] == "/opt/libother.so" and "OPENBLAS_CORETYPE" not in env
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0")
+    assert "LD_PRELOAD" not in child_env()

@@ -20,12 +20,15 @@ def test_cli_restarts_itself_with_openblas(tmp_path):
     probe.write_text("import sys\nfrom mlx_qwen3tts import blas\n"
                      "print('before', blas.openblas_loaded(), flush=True)\n"
                      "blas.reexec_with_openblas([sys.argv[0]])\n"
-                     "print('after', blas.openblas_loaded())\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MLX_QWEN3TTS_BLAS_CHECKED")}
+                     "print('after', blas.openblas_loaded())\n"
+                     "print(blas.better_core(blas.openblas_core(), blas.cpu_flags()))\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "MLX_QWEN3TTS_BLAS_CHECKED", "OPENBLAS_CORETYPE")}
     out = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    # The first run restarts with OpenBLAS; the restarted run does not restart again.
-    assert out.stdout.split() == ["before", "False", "before", "True", "after", "True"]
+    # The first run restarts with OpenBLAS and kernels that match this CPU (nothing better left
+    # to force); the restarted run does not restart again.
+    assert out.stdout.split() == ["before", "False", "before", "True", "after", "True", "None"]
 
 
 @linux
@@ -36,3 +39,62 @@ def test_api_warns_once_without_openblas(monkeypatch, caplog):
         blas.warn_if_slow()
         blas.warn_if_slow()
     assert caplog.text.count("LD_PRELOAD") == 1
+
+
+AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}
+
+
+@pytest.mark.parametrize("core, flags, want", [
+    ("Prescott", AVX512, "SkylakeX"),  # an OpenBLAS older than the CPU falls back to SSE3
+    ("Haswell", AVX512, "SkylakeX"),
+    ("SkylakeX", AVX512, None),
+    ("Cooperlake", AVX512, None),
+    ("Prescott", {"avx2", "fma"}, "Haswell"),
+    ("Zen", {"avx2", "fma"}, None),
+    ("Prescott", {"sse3"}, None),
+    (None, AVX512, None),
+])
+def test_better_core(core, flags, want):
+    assert blas.better_core(core, flags) == want
+
+
+@linux
+def test_restart_picks_kernels_when_openblas_is_generic(monkeypatch):
+    calls = []
+    monkeypatch.delenv("MLX_QWEN3TTS_BLAS_CHECKED", raising=False)
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
+    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+    monkeypatch.setattr(blas.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0")
+    blas.reexec_with_openblas(["-m", "x"])
+    (argv, env), = calls
+    assert argv[1:] == ["-m", "x"]
+    assert env["OPENBLAS_CORETYPE"] == "SkylakeX" and env["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"
+    # A choice the user made is kept: nothing to fix, no restart.
+    calls.clear()
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    blas.reexec_with_openblas(["-m", "x"])
+    assert calls == []
+
+
+@linux
+def test_api_warns_once_about_generic_kernels(monkeypatch, caplog):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
+    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+    monkeypatch.setattr(blas, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
+        blas.warn_if_slow()
+        blas.warn_if_slow()
+    assert caplog.text.count("OPENBLAS_CORETYPE=SkylakeX") == 1
+
+
+@linux
+def test_system_openblas_reports_its_core():
+    path = blas.find_openblas()
+    if path is None:
+        pytest.skip("no system OpenBLAS here (apt-get install libopenblas0-pthread)")
+    assert blas.openblas_core(path)
