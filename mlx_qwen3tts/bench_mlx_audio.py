@@ -51,6 +51,16 @@ def skip_reason(python: str | None = None) -> str:
     return NOT_INSTALLED if python is None else f"mlx-audio is not importable by {python}"
 
 
+def peer_env() -> dict:
+    """mlx-audio runs on the same OpenBLAS and kernels as ours, but without our sgemv forwarder
+    (`gemv_forward.c`): that is part of this package, not of a plain MLX set-up."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    preload = [p for p in env.pop("LD_PRELOAD", "").split() if "libmlx_qwen3tts" not in p]
+    if preload:
+        env["LD_PRELOAD"] = " ".join(preload)
+    return env
+
+
 def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: int, runs: int,
                         python: str) -> tuple[dict, list[dict]]:
     """The median of `runs` mlx-audio runs after a short warm-up, on the official view of `model`."""
@@ -59,9 +69,8 @@ def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: 
     view = official_view(Path(model))
     args = {"model": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
             "instruct": ours["instruct"], "frames": frames, "runs": runs}
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", json.dumps(args)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=peer_env())
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -170,10 +170,11 @@ def run_reference_once(ref, kind: str, text: str, speaker: str | None, instruct:
 def child_env() -> dict:
     """The environment for the reference's process: PyTorch keeps its own BLAS (MKL on x86).
 
-    A preloaded OpenBLAS would take over torch's matmuls too (3-8x slower here), so it is left out.
+    A preloaded OpenBLAS would take over torch's matmuls too (3-8x slower here), so it is left
+    out, with the sgemv forwarder that sits in front of it.
     """
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    kept = [p for p in env.pop("LD_PRELOAD", "").split() if "libopenblas" not in p]
+    kept = [p for p in env.pop("LD_PRELOAD", "").split() if "libopenblas" not in p and "libmlx_qwen3tts" not in p]
     if kept:
         env["LD_PRELOAD"] = " ".join(kept)
     env.pop("OPENBLAS_CORETYPE", None)

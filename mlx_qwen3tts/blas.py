@@ -4,22 +4,31 @@ A second trap: an OpenBLAS older than the CPU (Debian 12 ships 0.3.21) does not 
 new Xeon and falls back to its generic SSE3 kernels, 3-4x slower than the AVX-512 ones it has.
 `OPENBLAS_CORETYPE` picks the right kernels; it is read when the library loads.
 
-The CLI re-executes itself with both fixed; the library warns once with the fix.
+A third: MLX sends matrix-vector products (every generated token's) to sgemm, which OpenBLAS
+before 0.3.28 runs at half the speed of sgemv. `gemv_forward.c`, built once with the system C
+compiler and preloaded ahead of OpenBLAS, forwards them to sgemv.
+
+The CLI re-executes itself with all three fixed; the library warns once about the first two.
 macOS (Accelerate / Metal) needs none of this.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 _REEXEC_MARK = "MLX_QWEN3TTS_BLAS_CHECKED"
+_NO_FORWARD = "MLX_QWEN3TTS_NO_GEMV_FORWARD"  # set to 1 to leave sgemm calls alone
+_SHIM_SOURCE = Path(__file__).with_name("gemv_forward.c")
 _warned = False
 
 # OpenBLAS core names with AVX-512 (or better) kernels, and with AVX2 kernels.
@@ -27,15 +36,48 @@ _AVX512_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
 _AVX2_CORES = _AVX512_CORES | {"haswell", "zen"}
 
 
-def _openblas_path() -> str | None:
-    """The OpenBLAS mapped into this process, if any."""
+def _mapped(name: str) -> str | None:
     try:
         for line in Path("/proc/self/maps").read_text().splitlines():
-            if "libopenblas" in line:
+            if name in line:
                 return line.split()[-1]
     except OSError:
         pass
     return None
+
+
+def _openblas_path() -> str | None:
+    """The OpenBLAS mapped into this process, if any."""
+    return _mapped("libopenblas")
+
+
+def gemv_forward_loaded() -> bool:
+    return _mapped("libmlx_qwen3tts_gemv") is not None
+
+
+def gemv_forward_library(cache: Path | None = None) -> str | None:
+    """`gemv_forward.c` built for this machine (once, then cached); None without a C compiler."""
+    if os.environ.get(_NO_FORWARD) or not _SHIM_SOURCE.exists():
+        return None
+    source = _SHIM_SOURCE.read_bytes()
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlx-qwen3tts"
+    lib = cache / f"libmlx_qwen3tts_gemv-{hashlib.sha256(source).hexdigest()[:12]}.so"
+    if lib.exists():
+        return str(lib)
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            out = Path(tmp) / lib.name
+            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(_SHIM_SOURCE), "-ldl"],
+                           check=True, capture_output=True, timeout=60)
+            out.replace(lib)  # atomic: a concurrent build cannot leave half a library behind
+    except (OSError, subprocess.SubprocessError) as e:
+        logger.debug("could not build the sgemv forwarder: %s", e)
+        return None
+    return str(lib)
 
 
 def openblas_loaded() -> bool:
@@ -116,34 +158,53 @@ def warn_if_slow() -> None:
                        "slower; run with OPENBLAS_CORETYPE=%s", openblas_core(), core)
 
 
+def fixed_env(environ: dict | None = None) -> dict | None:
+    """`environ` (default: this process's) with the fast BLAS set up as this process would need
+    it: the sgemv forwarder and OpenBLAS preloaded, the kernels chosen. None without an OpenBLAS."""
+    env = dict(os.environ if environ is None else environ)
+    loaded = _openblas_path()
+    path = loaded or find_openblas()
+    if path is None:
+        return None
+    preload = env.get("LD_PRELOAD", "").split()
+    if not loaded:
+        preload.insert(0, path)
+    shim = None if gemv_forward_loaded() else gemv_forward_library()
+    if shim:
+        preload.insert(0, shim)  # ahead of OpenBLAS, so that MLX's sgemm calls reach it first
+    if preload:
+        env["LD_PRELOAD"] = " ".join(preload)
+    if core := _needed_core(path):
+        env["OPENBLAS_CORETYPE"] = core
+    return env
+
+
 def reexec_with_openblas(argv: list[str]) -> None:
-    """Restarts Python with `argv` (e.g. ["-m", "pkg.cli", ...]), OpenBLAS preloaded and its
-    kernels chosen for this CPU, when that helps and is possible.
+    """Restarts Python with `argv` (e.g. ["-m", "pkg.cli", ...]) in `fixed_env()`, when that
+    changes anything and is possible.
 
     Returns normally (changing nothing) on macOS, when nothing needs fixing or OpenBLAS is
     missing, or when this process is itself the restarted one.
     """
     if not sys.platform.startswith("linux") or os.environ.get(_REEXEC_MARK):
         return
-    loaded = _openblas_path()
-    path = loaded or find_openblas()
-    if path is None:
+    env = fixed_env()
+    if env is None:
         warn_if_slow()
         return
-    core = _needed_core(path)
-    if loaded and core is None:
+    if env == dict(os.environ):
         return
-    env = dict(os.environ)
     env[_REEXEC_MARK] = "1"
-    if not loaded:
-        env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "")) if p)
-    if core:
-        env["OPENBLAS_CORETYPE"] = core
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *argv], env)
 
 
 if __name__ == "__main__":
-    # For shell scripts: OPENBLAS_CORETYPE=$(python -m mlx_qwen3tts.blas) prints what to force, if anything.
-    print(_needed_core(find_openblas()) or "")
+    # For shell scripts: eval "$(python -m mlx_qwen3tts.blas)" sets up the fast BLAS in this shell.
+    import shlex
+
+    fixed = fixed_env() or {}
+    for key in ("LD_PRELOAD", "OPENBLAS_CORETYPE"):
+        if fixed.get(key) and fixed.get(key) != os.environ.get(key):
+            print(f"export {key}={shlex.quote(fixed[key])}")

@@ -161,9 +161,16 @@ def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatc
 def test_reference_child_keeps_torch_on_its_own_blas(monkeypatch):
     from mlx_qwen3tts.bench_reference import child_env
 
-    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0 /opt/libother.so")
+    monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0 /opt/libother.so")
     monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
     env = child_env()
     assert env["LD_PRELOAD"] == "/opt/libother.so" and "OPENBLAS_CORETYPE" not in env
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0")
     assert "LD_PRELOAD" not in child_env()
+
+
+def test_mlx_audio_child_runs_without_our_forwarder(monkeypatch):
+    from mlx_qwen3tts.bench_mlx_audio import peer_env
+
+    monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0")
+    assert peer_env()["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"

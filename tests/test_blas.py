@@ -21,14 +21,16 @@ def test_cli_restarts_itself_with_openblas(tmp_path):
                      "print('before', blas.openblas_loaded(), flush=True)\n"
                      "blas.reexec_with_openblas([sys.argv[0]])\n"
                      "print('after', blas.openblas_loaded())\n"
-                     "print(blas.better_core(blas.openblas_core(), blas.cpu_flags()))\n")
+                     "print(blas.better_core(blas.openblas_core(), blas.cpu_flags()))\n"
+                     "print(blas.gemv_forward_loaded() == (blas.gemv_forward_library() is not None))\n")
     env = {k: v for k, v in os.environ.items()
            if k not in ("LD_PRELOAD", "MLX_QWEN3TTS_BLAS_CHECKED", "OPENBLAS_CORETYPE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the forwarder is built afresh
     out = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     # The first run restarts with OpenBLAS and kernels that match this CPU (nothing better left
     # to force); the restarted run does not restart again.
-    assert out.stdout.split() == ["before", "False", "before", "True", "after", "True", "None"]
+    assert out.stdout.split() == ["before", "False", "before", "True", "after", "True", "None", "True"]
 
 
 @linux
@@ -66,6 +68,7 @@ def test_restart_picks_kernels_when_openblas_is_generic(monkeypatch):
     monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
     monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
     monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+    monkeypatch.setattr(blas, "gemv_forward_library", lambda: None)
     monkeypatch.setattr(blas.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0")
     blas.reexec_with_openblas(["-m", "x"])
@@ -98,3 +101,42 @@ def test_system_openblas_reports_its_core():
     if path is None:
         pytest.skip("no system OpenBLAS here (apt-get install libopenblas0-pthread)")
     assert blas.openblas_core(path)
+
+
+CHECK = """
+import mlx.core as mx, numpy as np
+from mlx_qwen3tts import blas
+assert blas.gemv_forward_loaded()
+rng = np.random.default_rng(0)
+for m, k, n in [(1, 1024, 3072), (1, 7, 5), (3, 16, 1), (1, 1, 1), (1, 33, 1), (5, 8, 9)]:
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    want = a.astype(np.float64) @ b
+    tol = 1e-5 * max(1.0, np.abs(want).max())
+    A, B = mx.array(a), mx.array(b)
+    At, Bt = mx.array(a.T).T, mx.array(b.T).T  # the transposed operand layouts
+    for got in (A @ B, At @ B, A @ Bt, At @ Bt, mx.array(np.vstack([a, a]))[m:] @ B):
+        assert np.abs(np.array(got) - want).max() < tol, (m, k, n)
+    # beta and alpha, with C read: the forwarder must honour both
+    got = mx.addmm(mx.ones((m, n)), A, B, alpha=2.0, beta=0.5)
+    assert np.abs(np.array(got) - (0.5 + 2 * want)).max() < 3 * tol, (m, k, n)
+print("ok")
+"""
+
+
+@linux
+def test_gemv_forwarder_gives_the_same_products(tmp_path):
+    if blas.find_openblas() is None:
+        pytest.skip("no system OpenBLAS here (apt-get install libopenblas0-pthread)")
+    lib = blas.gemv_forward_library(tmp_path)
+    if lib is None:
+        pytest.skip("no C compiler here: the forwarder is optional")
+    assert blas.gemv_forward_library(tmp_path) == lib  # built once, then reused
+    env = dict(os.environ, LD_PRELOAD=f"{lib} {blas.find_openblas()}")
+    out = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_gemv_forwarder_can_be_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLX_QWEN3TTS_NO_GEMV_FORWARD", "1")
+    assert blas.gemv_forward_library(tmp_path) is None
