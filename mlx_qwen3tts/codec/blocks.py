@@ -7,6 +7,7 @@ import mlx.nn as nn
 
 from . import conv as _conv
 from .conv import CausalConv1d, CausalConvTranspose1d, StreamingModule
+from .fast_math import sin_squared
 
 
 def _snake(x: mx.array, alpha: mx.array, beta: mx.array) -> mx.array:
@@ -15,6 +16,11 @@ def _snake(x: mx.array, alpha: mx.array, beta: mx.array) -> mx.array:
 
 # Fusing pays off on the GPU; MLX's compiled CPU kernels are slower than the plain ops.
 _snake_fused = mx.compile(_snake, shapeless=True)
+
+
+def _snake_cpu(x: mx.array, alpha: mx.array, beta: mx.array) -> mx.array:
+    # MLX's CPU sin costs ~25 ns an element, half the decoder's time; sin_squared is ~4x cheaper.
+    return x + mx.reciprocal(mx.exp(beta) + 1e-9) * sin_squared(x * mx.exp(alpha))
 
 
 class SnakeBeta(nn.Module):
@@ -26,7 +32,7 @@ class SnakeBeta(nn.Module):
         self.beta = mx.zeros((channels,))
 
     def __call__(self, x: mx.array) -> mx.array:
-        fn = _snake if _conv._on_cpu() else _snake_fused
+        fn = _snake_cpu if _conv._on_cpu() else _snake_fused
         return fn(x, self.alpha, self.beta)
 
 
