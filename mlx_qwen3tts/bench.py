@@ -11,7 +11,8 @@ Generation is greedy with a fixed token budget, so every run does the same work;
 model may still draw EOS early, so per-frame figures use the frames actually produced.
 The frame loop is timed as a consumer sees it; its talker and code-predictor halves are
 timed apart in a second pass, and the kernel floor (`kernel_floor.py`) is what the backend
-allows for the same frame. On a Linux CPU, bfloat16 matmuls take a slow path.
+allows for the same frame: its matrix products alone. On a Linux CPU, bfloat16 matmuls take
+a slow path.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
         logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
     median = _median(results)
     talker, predictor = time_halves(tts, text, kwargs, max(int(median["frames"]), 1))
-    floor = kernel_floor(tts.model.talker, tts.prepare(text, **kwargs).prompt, floor_reps)
+    floor = kernel_floor(tts.model.talker, floor_reps)
     loop = median["talker_code_predictor_ms"]
     median |= {"talker_ms": talker * 1e3, "code_predictor_ms": predictor * 1e3, **floor,
                "floor_ratio": loop / floor["kernel_floor_ms"] if median["frames"] else None}
