@@ -84,7 +84,9 @@ def load_strict(model: nn.Module, weights: dict[str, mx.array], where: Path) -> 
             problems.append(f"{len(items)} {label}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}")
     if problems:
         raise ValueError(f"weights in {where} do not fit the model ({'; '.join(problems)})")
-    model.load_weights(list(weights.items()), strict=True)
+    # Row-major copies of transposed views: BLAS kernels round differently per operand layout,
+    # so one checkpoint stored in two layouts would not give bit-identical audio otherwise.
+    model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
 
 
 def parse_dtype(dtype: str | mx.Dtype | None) -> mx.Dtype | None:

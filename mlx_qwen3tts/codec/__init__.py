@@ -41,7 +41,8 @@ def load_speech_decoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
             k: v.astype(dtype) if mx.issubdtype(v.dtype, mx.floating) else v
             for k, v in weights.items()
         }
-    decoder.load_weights(list(weights.items()), strict=True)
+    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
+    decoder.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
     decoder.eval()
     mx.eval(decoder.parameters())
     return decoder

@@ -250,7 +250,8 @@ def load_speech_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
     weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
     if dtype is not None:
         weights = {k: v if k.endswith("codebooks") else v.astype(dtype) for k, v in weights.items()}
-    model.load_weights(list(weights.items()), strict=True)
+    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
+    model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
     model.eval()
     mx.eval(model.parameters())
     return model

@@ -191,7 +191,8 @@ def load_speaker_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> S
     weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
     if dtype is not None:
         weights = {k: v.astype(dtype) for k, v in weights.items()}
-    model.load_weights(list(weights.items()), strict=True)
+    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
+    model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
     model.eval()
     mx.eval(model.parameters())
     return model
