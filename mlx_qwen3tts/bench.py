@@ -176,7 +176,8 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
 
 
 def _label(r: dict) -> str:
-    return f"{r['stack']} {r['dtype']}" + (f" q{r['quantization']}" if r["quantization"] else "")
+    return (f"{r['stack']} {r['dtype']}" + (f" q{r['quantization']}" if r["quantization"] else "")
+            + (" +fwd" if r.get("sgemv_forwarder") else ""))
 
 
 def format_table(title: str, results: list[dict]) -> str:
@@ -221,6 +222,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also time these implementations on the same checkpoint, greedy, same frames")
     p.add_argument("--mlx-audio-python", metavar="PYTHON",
                    help="interpreter that has mlx-audio, for --vs mlx-audio (default: this one, if it has it)")
+    p.add_argument("--peer-forwarder", action="store_true",
+                   help="give mlx-audio this package's sgemv forwarder too (Linux), to compare the loops alone")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
     return p
 
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             for dtype in dict.fromkeys(r["dtype"] for r in results) if python else ():
                 try:
                     result, r = benchmark_mlx_audio(Path(model), dtype, results[0], args.text, args.frames,
-                                                    args.runs, python)
+                                                    args.runs, python, args.peer_forwarder)
                 except RuntimeError as e:
                     skipped.append({"stack": "mlx-audio", "reason": str(e)})
                     break

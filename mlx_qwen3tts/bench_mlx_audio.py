@@ -51,18 +51,19 @@ def skip_reason(python: str | None = None) -> str:
     return NOT_INSTALLED if python is None else f"mlx-audio is not importable by {python}"
 
 
-def peer_env() -> dict:
-    """mlx-audio runs on the same OpenBLAS and kernels as ours, but without our sgemv forwarder
-    (`gemv_forward.c`): that is part of this package, not of a plain MLX set-up."""
+def peer_env(forwarder: bool = False) -> dict:
+    """mlx-audio runs on the same OpenBLAS and kernels as ours; our sgemv forwarder
+    (`gemv_forward.c`) is part of this package, not of a plain MLX set-up, so it is left out
+    unless `forwarder` (which isolates the loops from the BLAS fix)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    preload = [p for p in env.pop("LD_PRELOAD", "").split() if "libmlx_qwen3tts" not in p]
+    preload = [p for p in env.pop("LD_PRELOAD", "").split() if forwarder or "libmlx_qwen3tts" not in p]
     if preload:
         env["LD_PRELOAD"] = " ".join(preload)
     return env
 
 
 def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: int, runs: int,
-                        python: str) -> tuple[dict, list[dict]]:
+                        python: str, forwarder: bool = False) -> tuple[dict, list[dict]]:
     """The median of `runs` mlx-audio runs after a short warm-up, on the official view of `model`."""
     from .bench_reference import official_view
 
@@ -70,7 +71,7 @@ def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: 
     args = {"model": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
             "instruct": ours["instruct"], "frames": frames, "runs": runs}
     proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", json.dumps(args)],
-                          capture_output=True, text=True, env=peer_env())
+                          capture_output=True, text=True, env=peer_env(forwarder))
     lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -78,7 +79,7 @@ def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: 
     results = json.loads(lines[-1][len(MARK):])
     median = {k: None if any(r[k] is None for r in results) else statistics.median(r[k] for r in results)
               for k in results[0]}
-    return {"stack": "mlx-audio", "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": dtype,
+    return {"stack": "mlx-audio", "sgemv_forwarder": forwarder, "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": dtype,
             "quantization": None, "frames_requested": frames, "runs": runs, **median}, results
 
 

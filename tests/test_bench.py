@@ -174,3 +174,4 @@ def test_mlx_audio_child_runs_without_our_forwarder(monkeypatch):
 
     monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0")
     assert peer_env()["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"
+    assert peer_env(forwarder=True)["LD_PRELOAD"] == "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0"
