@@ -176,8 +176,8 @@ def _write_speech_tokenizer(src: Path, dst: Path) -> None:
     decoder = SpeechDecoder(SpeechTokenizerConfig.from_dict(raw).decoder)
     out = decoder.sanitize(weights)
     load_strict(decoder, out, src)
-    # The encoder stays in the official layout: SpeechDecoder.sanitize takes every key without
-    # a "decoder."/"encoder." prefix as its own, so MLX-named encoder keys would break its load.
+    # The encoder stays in the official layout so older versions can read the folder too: their
+    # SpeechDecoder.sanitize took every un-prefixed key, MLX-named encoder keys included, as its own.
     official = {k: v for k, v in weights.items() if k.startswith("encoder.")}
     if official:
         encoder = SpeechEncoder(EncoderConfig.from_speech_tokenizer(raw))

@@ -149,6 +149,49 @@ def test_load_errors(tmp_path):
         load_speech_decoder(tmp_path)
 
 
+def _write_converted(path, decoder: SpeechDecoder, **extra: mx.array) -> None:
+    """A converted folder: the decoder in MLX layout, plus `extra` tensors in the same file."""
+    from dataclasses import asdict
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(_config_json(asdict(decoder.config))))
+    mx.save_safetensors(str(path / "model.safetensors"), {**dict(tree_flatten(decoder.parameters())), **extra})
+
+
+def test_encoder_keys_in_the_file_are_not_the_decoders(tmp_path):
+    from reference import speech_tokenizer_config
+
+    from mlx_qwen3tts.codec.encoder import EncoderConfig, SpeechEncoder
+
+    decoder = random_decoder(9)
+    encoder = SpeechEncoder(EncoderConfig.from_speech_tokenizer(speech_tokenizer_config()))
+    mlx_encoder = dict(tree_flatten(encoder.parameters()))
+    assert any(k.startswith("quantizer.") for k in mlx_encoder)  # a top-level name both share
+    official = {
+        "encoder.encoder.layers.0.conv.weight": mx.zeros((4, 1, 7)),
+        "encoder.quantizer.semantic_residual_vector_quantizer.layers.0.codebook.embed_sum": mx.zeros((8, 16)),
+    }
+    _write_converted(tmp_path, decoder, **mlx_encoder, **official)
+    own = dict(tree_flatten(decoder.parameters()))
+    assert decoder.sanitize(mx.load(str(tmp_path / "model.safetensors"))).keys() == own.keys()
+    codes = random_codes(1, 5, 4, 64, seed=9)
+    assert max_diff(load_speech_decoder(tmp_path)(codes), decoder(codes)) == 0.0
+
+
+def test_a_missing_or_misshapen_decoder_weight_still_fails(tmp_path):
+    decoder = random_decoder(10)
+    _write_converted(tmp_path, decoder, **{"seanet.layers.0.conv.weight": mx.zeros((4, 7, 1))})
+    weights = mx.load(str(tmp_path / "model.safetensors"))
+    weights.pop("pre_conv.conv.weight")
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), weights)
+    with pytest.raises(ValueError, match="pre_conv.conv.weight"):
+        load_speech_decoder(tmp_path)
+    weights["pre_conv.conv.weight"] = mx.zeros((1, 2, 3))
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), weights)
+    with pytest.raises(ValueError, match="pre_conv.conv.weight"):
+        load_speech_decoder(tmp_path)
+
+
 def test_codebook_vectors_clamp_usage():
     sums = mx.array([[1.0, -2.0], [3.0, 4.0], [1e-5, 2e-5]])
     usage = mx.array([2.0, 0.0, 1e-7])

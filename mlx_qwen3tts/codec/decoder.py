@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import mlx.core as mx
+from mlx.utils import tree_flatten
 
 from .blocks import ConvNeXtBlock, SnakeBeta, VocoderBlock
 from .config import DecoderConfig
@@ -89,14 +90,16 @@ class SpeechDecoder(StreamingModule):
     def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
         """Official `decoder.*` tensors -> this module's names and MLX layouts.
 
-        `encoder.*` and the unused quantizer `input_proj` are dropped; keys without the
-        `decoder.` prefix are taken as already converted and passed through.
+        Keys that already name one of this module's parameters pass through; all else
+        (the codec encoder in either layout, the unused quantizer `input_proj`) is dropped.
         """
+        # Only our own names: the encoder's MLX keys share the file (and `quantizer.`).
+        own = {k for k, _ in tree_flatten(self.parameters())}
         out, official = {}, {}
         for key, value in weights.items():
             if key.startswith("decoder."):
                 official[key[len("decoder.") :]] = value
-            elif not key.startswith("encoder."):
+            elif key in own:
                 out[key] = value
         if not official:
             return out
