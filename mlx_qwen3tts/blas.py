@@ -8,7 +8,7 @@ A third: MLX sends matrix-vector products (every generated token's) to sgemm, wh
 before 0.3.28 runs at half the speed of sgemv. `gemv_forward.c`, built once with the system C
 compiler and preloaded ahead of OpenBLAS, forwards them to sgemv.
 
-The CLI re-executes itself with all three fixed; the library warns once about the first two.
+The CLI re-executes itself with all three fixed; the library warns once with the fix.
 macOS (Accelerate / Metal) needs none of this.
 """
 
@@ -55,6 +55,10 @@ def gemv_forward_loaded() -> bool:
     return _mapped("libmlx_qwen3tts_gemv") is not None
 
 
+def _compiler() -> str | None:
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
 def gemv_forward_library(cache: Path | None = None) -> str | None:
     """`gemv_forward.c` built for this machine (once, then cached); None without a C compiler."""
     if os.environ.get(_NO_FORWARD) or not _SHIM_SOURCE.exists():
@@ -64,7 +68,7 @@ def gemv_forward_library(cache: Path | None = None) -> str | None:
     lib = cache / f"libmlx_qwen3tts_gemv-{hashlib.sha256(source).hexdigest()[:12]}.so"
     if lib.exists():
         return str(lib)
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    cc = _compiler()
     if cc is None:
         return None
     try:
@@ -143,7 +147,8 @@ def slow_blas() -> bool:
 
 
 def warn_if_slow() -> None:
-    """Logs the fix once per process when MLX runs on the bundled BLAS or on generic kernels."""
+    """Logs the fix once per process when MLX runs on the bundled BLAS, on generic kernels, or
+    without the sgemv forwarder."""
     global _warned
     if _warned or not sys.platform.startswith("linux"):
         return
@@ -156,6 +161,10 @@ def warn_if_slow() -> None:
         _warned = True
         logger.warning("OpenBLAS did not recognise this CPU and runs its generic kernels (%s), about 3x "
                        "slower; run with OPENBLAS_CORETYPE=%s", openblas_core(), core)
+    elif not gemv_forward_loaded() and not os.environ.get(_NO_FORWARD) and _compiler() is not None:
+        _warned = True
+        logger.warning("generation runs about 2x faster on this CPU with the sgemv forwarder: start "
+                       "Python after eval \"$(python -m mlx_qwen3tts.blas)\" (%s=1 silences this)", _NO_FORWARD)
 
 
 def fixed_env(environ: dict | None = None) -> dict | None:

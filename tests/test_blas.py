@@ -140,3 +140,22 @@ def test_gemv_forwarder_gives_the_same_products(tmp_path):
 def test_gemv_forwarder_can_be_turned_off(monkeypatch, tmp_path):
     monkeypatch.setenv("MLX_QWEN3TTS_NO_GEMV_FORWARD", "1")
     assert blas.gemv_forward_library(tmp_path) is None
+
+
+@linux
+def test_api_warns_once_without_the_forwarder(monkeypatch, caplog):
+    monkeypatch.delenv("MLX_QWEN3TTS_NO_GEMV_FORWARD", raising=False)
+    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(blas, "_needed_core", lambda path: None)
+    monkeypatch.setattr(blas, "gemv_forward_loaded", lambda: False)
+    monkeypatch.setattr(blas, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
+        blas.warn_if_slow()
+        blas.warn_if_slow()
+    assert caplog.text.count("python -m mlx_qwen3tts.blas") == 1
+    # Turned off on purpose: no warning.
+    monkeypatch.setenv("MLX_QWEN3TTS_NO_GEMV_FORWARD", "1")
+    monkeypatch.setattr(blas, "_warned", False)
+    caplog.clear()
+    blas.warn_if_slow()
+    assert "forwarder" not in caplog.text
