@@ -10,6 +10,7 @@ import pytest
 from mlx_qwen3tts import blas
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux wheels bundle the slow BLAS")
+AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}
 
 
 @linux
@@ -33,17 +34,29 @@ def test_cli_restarts_itself_with_openblas(tmp_path):
     assert out.stdout.split() == ["before", "False", "before", "True", "after", "True", "None", "True"]
 
 
-@linux
-def test_api_warns_once_without_openblas(monkeypatch, caplog):
-    monkeypatch.setattr(blas, "openblas_loaded", lambda: False)
+def warn_twice(monkeypatch, caplog) -> str:
+    """The log of two `warn_if_slow()` calls in a fresh process state."""
     monkeypatch.setattr(blas, "_warned", False)
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
         blas.warn_if_slow()
         blas.warn_if_slow()
-    assert caplog.text.count("LD_PRELOAD") == 1
+    return caplog.text
 
 
-AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}
+@pytest.fixture
+def generic_openblas(monkeypatch):
+    """A loaded OpenBLAS that chose its generic kernels on an AVX-512 CPU."""
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
+    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
+
+
+@linux
+def test_api_warns_once_without_openblas(monkeypatch, caplog):
+    monkeypatch.setattr(blas, "openblas_loaded", lambda: False)
+    assert warn_twice(monkeypatch, caplog).count("LD_PRELOAD") == 1
 
 
 @pytest.mark.parametrize("core, flags, want", [
@@ -61,13 +74,9 @@ def test_better_core(core, flags, want):
 
 
 @linux
-def test_restart_picks_kernels_when_openblas_is_generic(monkeypatch):
+def test_restart_picks_kernels_when_openblas_is_generic(monkeypatch, generic_openblas):
     calls = []
     monkeypatch.delenv("MLX_QWEN3TTS_BLAS_CHECKED", raising=False)
-    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
-    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
-    monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
-    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
     monkeypatch.setattr(blas, "gemv_forward_library", lambda: None)
     monkeypatch.setattr(blas.os, "execve", lambda exe, argv, env: calls.append((argv, env)))
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libopenblas.so.0")
@@ -83,16 +92,8 @@ def test_restart_picks_kernels_when_openblas_is_generic(monkeypatch):
 
 
 @linux
-def test_api_warns_once_about_generic_kernels(monkeypatch, caplog):
-    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
-    monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
-    monkeypatch.setattr(blas, "openblas_core", lambda path=None: "Prescott")
-    monkeypatch.setattr(blas, "cpu_flags", lambda: AVX512)
-    monkeypatch.setattr(blas, "_warned", False)
-    with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
-        blas.warn_if_slow()
-        blas.warn_if_slow()
-    assert caplog.text.count("OPENBLAS_CORETYPE=SkylakeX") == 1
+def test_api_warns_once_about_generic_kernels(monkeypatch, caplog, generic_openblas):
+    assert warn_twice(monkeypatch, caplog).count("OPENBLAS_CORETYPE=SkylakeX") == 1
 
 
 @linux
@@ -148,14 +149,8 @@ def test_api_warns_once_without_the_forwarder(monkeypatch, caplog):
     monkeypatch.setattr(blas, "_openblas_path", lambda: "/usr/lib/libopenblas.so.0")
     monkeypatch.setattr(blas, "_needed_core", lambda path: None)
     monkeypatch.setattr(blas, "gemv_forward_loaded", lambda: False)
-    monkeypatch.setattr(blas, "_warned", False)
-    with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
-        blas.warn_if_slow()
-        blas.warn_if_slow()
-    assert caplog.text.count("python -m mlx_qwen3tts.blas") == 1
+    monkeypatch.setattr(blas, "_compiler", lambda: "/usr/bin/cc")
+    assert warn_twice(monkeypatch, caplog).count("python -m mlx_qwen3tts.blas") == 1
     # Turned off on purpose: no warning.
     monkeypatch.setenv("MLX_QWEN3TTS_NO_GEMV_FORWARD", "1")
-    monkeypatch.setattr(blas, "_warned", False)
-    caplog.clear()
-    blas.warn_if_slow()
-    assert "forwarder" not in caplog.text
+    assert "forwarder" not in warn_twice(monkeypatch, caplog)
