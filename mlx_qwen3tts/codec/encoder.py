@@ -18,6 +18,7 @@ from mlx.utils import tree_flatten
 from .conv import CausalConv1d
 from .encoder_config import EncoderConfig
 from .seanet import SeanetEncoder
+from .transformer import Attention, LayerScale
 
 PREFIX = "encoder."
 _RENAMES = (
@@ -30,29 +31,6 @@ _RENAMES = (
 _CODEBOOK = re.compile(r"quantizer\.(semantic|acoustic)\.layers\.(\d+)\.codebook\.(\w+)")
 
 
-class Attention(nn.Module):
-    def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        dim, bias = cfg.hidden_size, cfg.attention_bias
-        self.n_heads, self.n_kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.scale = cfg.head_dim**-0.5
-        self.q_proj = nn.Linear(dim, self.n_heads * cfg.head_dim, bias=bias)
-        self.k_proj = nn.Linear(dim, self.n_kv_heads * cfg.head_dim, bias=bias)
-        self.v_proj = nn.Linear(dim, self.n_kv_heads * cfg.head_dim, bias=bias)
-        self.o_proj = nn.Linear(self.n_heads * cfg.head_dim, dim, bias=bias)
-        self.rope = nn.RoPE(cfg.head_dim, traditional=False, base=cfg.rope_theta)
-
-    def __call__(self, x: mx.array) -> mx.array:
-        b, n, _ = x.shape
-        q = self.q_proj(x).reshape(b, n, self.n_heads, -1).transpose(0, 2, 1, 3)
-        k = self.k_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
-        v = self.v_proj(x).reshape(b, n, self.n_kv_heads, -1).transpose(0, 2, 1, 3)
-        q, k = self.rope(q), self.rope(k)
-        # Full causal attention: the reference honours `sliding_window` only under flash-attention.
-        o = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask="causal")
-        return self.o_proj(o.transpose(0, 2, 1, 3).reshape(b, n, -1))
-
-
 class MLP(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -63,27 +41,19 @@ class MLP(nn.Module):
         return self.fc2(nn.gelu(self.fc1(x)))  # exact (erf) GELU
 
 
-class LayerScale(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.scale = mx.ones((dim,))
-
-    def __call__(self, x: mx.array) -> mx.array:
-        return self.scale * x
-
-
 class TransformerLayer(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.input_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps)
         self.self_attn = Attention(cfg)
-        self.self_attn_layer_scale = LayerScale(cfg.hidden_size)
+        self.self_attn_layer_scale = LayerScale(cfg.hidden_size, 1.0)
         self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps)
         self.mlp = MLP(cfg)
-        self.mlp_layer_scale = LayerScale(cfg.hidden_size)
+        self.mlp_layer_scale = LayerScale(cfg.hidden_size, 1.0)
 
     def __call__(self, x: mx.array) -> mx.array:
-        x = x + self.self_attn_layer_scale(self.self_attn(self.input_layernorm(x)))
+        # Full causal attention: the reference honours `sliding_window` only under flash-attention.
+        x = x + self.self_attn_layer_scale(self.self_attn(self.input_layernorm(x), "causal"))
         return x + self.mlp_layer_scale(self.mlp(self.post_attention_layernorm(x)))
 
 

@@ -8,13 +8,16 @@ from mlx_lm.models.base import create_causal_mask
 from mlx_lm.models.cache import RotatingKVCache
 
 from .config import DecoderConfig
+from .encoder_config import EncoderConfig
 from .conv import StreamingModule
 
 _ACTIVATIONS = {"silu": nn.silu, "gelu": nn.gelu}
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: DecoderConfig):
+    """Multi-head attention with RoPE, for the decoder's and the encoder's transformers."""
+
+    def __init__(self, cfg: DecoderConfig | EncoderConfig):
         super().__init__()
         dim, bias = cfg.hidden_size, cfg.attention_bias
         self.n_heads = cfg.num_attention_heads
