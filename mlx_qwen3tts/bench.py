@@ -21,7 +21,6 @@ import argparse
 import gc
 import json
 import logging
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import mlx.nn as nn
 import numpy as np
 
 from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .bench_reference import median_of
 from .blas import reexec_with_openblas, warn_if_slow
 from .generation import HostSyncs
 from .kernel_floor import kernel_floor, time_halves
@@ -139,11 +139,6 @@ def run_once(tts, text: str, kwargs: dict) -> dict:
     }
 
 
-def _median(results: list[dict]) -> dict:
-    return {k: (statistics.median(r[k] for r in results) if all(r[k] is not None for r in results) else None)
-            for k in results[0]}
-
-
 def request_kwargs(tts, frames: int, speaker: str | None = None, instruct: str | None = None) -> dict:
     """Greedy generation of `frames` frames (a random model may still stop early on EOS)."""
     if tts.kind == "custom_voice":
@@ -166,7 +161,7 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
     for i in range(runs):
         results.append(run_once(tts, text, kwargs))
         logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
-    median = _median(results)
+    median = median_of(results)
     talker, predictor = time_halves(tts, text, kwargs, max(int(median["frames"]), 1))
     floor = kernel_floor(tts.model.talker, floor_reps)
     loop = median["talker_code_predictor_ms"]

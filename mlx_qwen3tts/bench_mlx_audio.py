@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -65,22 +64,14 @@ def peer_env(forwarder: bool = False) -> dict:
 def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: int, runs: int,
                         python: str, forwarder: bool = False) -> tuple[dict, list[dict]]:
     """The median of `runs` mlx-audio runs after a short warm-up, on the official view of `model`."""
-    from .bench_reference import official_view
+    from .bench_reference import official_view, run_peer
 
     view = official_view(Path(model))
     args = {"model": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
             "instruct": ours["instruct"], "frames": frames, "runs": runs}
-    proc = subprocess.run([python, str(Path(__file__).resolve()), "--child", json.dumps(args)],
-                          capture_output=True, text=True, env=peer_env(forwarder))
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
-    if proc.returncode or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"mlx-audio run failed (exit {proc.returncode}): {tail[0]}")
-    results = json.loads(lines[-1][len(MARK):])
-    median = {k: None if any(r[k] is None for r in results) else statistics.median(r[k] for r in results)
-              for k in results[0]}
-    return {"stack": "mlx-audio", "sgemv_forwarder": forwarder, "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": dtype,
-            "quantization": None, "frames_requested": frames, "runs": runs, **median}, results
+    result, results = run_peer("mlx-audio", [python, str(Path(__file__).resolve())], peer_env(forwarder), MARK,
+                               args, view, ours)
+    return {**result, "sgemv_forwarder": forwarder}, results
 
 
 # --- the child: runs under the mlx-audio interpreter -------------------------------------------

@@ -190,17 +190,28 @@ def benchmark_reference(model: Path, dtype: str, ours: dict, text: str, frames: 
     view = official_view(model)
     args = {"view": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
             "instruct": ours["instruct"], "frames": frames, "runs": runs}
-    proc = subprocess.run([sys.executable, "-m", __name__, "--child", json.dumps(args)],
-                          capture_output=True, text=True, env=child_env())
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    return run_peer("reference", [sys.executable, "-m", __name__], child_env(), MARK, args, view, ours)
+
+
+def median_of(results: list[dict]) -> dict:
+    """Per key, the median over runs (None where any run has None)."""
+    return {k: None if any(r[k] is None for r in results) else statistics.median(r[k] for r in results)
+            for k in results[0]}
+
+
+def run_peer(stack: str, command: list[str], env: dict, mark: str, args: dict, view: Path,
+             ours: dict) -> tuple[dict, list[dict]]:
+    """Runs `command --child ARGS` and reads back the run list it prints after `mark`;
+    returns its median as a result row beside ours, and the runs."""
+    proc = subprocess.run([*command, "--child", json.dumps(args)], capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(mark)]
     if proc.returncode or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"reference run failed (exit {proc.returncode}): {tail[0]}")
-    results = json.loads(lines[-1][len(MARK):])
-    median = {k: None if any(r[k] is None for r in results) else statistics.median(r[k] for r in results)
-              for k in results[0]}
-    return {"stack": "reference", "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": dtype,
-            "quantization": None, "frames_requested": frames, "runs": runs, **median}, results
+        raise RuntimeError(f"{stack} run failed (exit {proc.returncode}): {tail[0]}")
+    results = json.loads(lines[-1][len(mark):])
+    return {"stack": stack, "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": args["dtype"],
+            "quantization": None, "frames_requested": args["frames"], "runs": args["runs"],
+            **median_of(results)}, results
 
 
 def _child(args: dict) -> list[dict]:
