@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 _REEXEC_MARK = "MLX_QWEN3TTS_BLAS_CHECKED"
 _NO_FORWARD = "MLX_QWEN3TTS_NO_GEMV_FORWARD"  # set to 1 to leave sgemm calls alone
 _SHIM_SOURCE = Path(__file__).with_name("gemv_forward.c")
-_warned = False
+_checked = False
 
 # OpenBLAS core names with AVX-512 (or better) kernels, and with AVX2 kernels.
 _AVX512_CORES = {"skylakex", "cooperlake", "sapphirerapids"}
@@ -149,20 +149,18 @@ def slow_blas() -> bool:
 def warn_if_slow() -> None:
     """Logs the fix once per process when MLX runs on the bundled BLAS, on generic kernels, or
     without the sgemv forwarder."""
-    global _warned
-    if _warned or not sys.platform.startswith("linux"):
+    global _checked
+    if _checked or not sys.platform.startswith("linux"):
         return
+    _checked = True  # the libraries mapped into a process do not change: one look is enough
     if slow_blas():
-        _warned = True
         logger.warning("MLX is using its bundled BLAS, about 30x slower on this CPU. Install OpenBLAS "
                        "(apt-get install libopenblas0-pthread) and run with "
                        "LD_PRELOAD=$(ldconfig -p | awk '/libopenblas\\.so\\.0 /{print $NF; exit}')")
     elif core := _needed_core(None):
-        _warned = True
         logger.warning("OpenBLAS did not recognise this CPU and runs its generic kernels (%s), about 3x "
                        "slower; run with OPENBLAS_CORETYPE=%s", openblas_core(), core)
     elif not gemv_forward_loaded() and not os.environ.get(_NO_FORWARD) and _compiler() is not None:
-        _warned = True
         logger.warning("generation runs about 2x faster on this CPU with the sgemv forwarder: start "
                        "Python after eval \"$(python -m mlx_qwen3tts.blas)\" (%s=1 silences this)", _NO_FORWARD)
 

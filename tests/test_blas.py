@@ -36,7 +36,7 @@ def test_cli_restarts_itself_with_openblas(tmp_path):
 
 def warn_twice(monkeypatch, caplog) -> str:
     """The log of two `warn_if_slow()` calls in a fresh process state."""
-    monkeypatch.setattr(blas, "_warned", False)
+    monkeypatch.setattr(blas, "_checked", False)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
         blas.warn_if_slow()
