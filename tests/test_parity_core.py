@@ -126,15 +126,18 @@ def test_custom_voice_matches_reference(custom_voice, case):
     assert_matches_reference(*custom_voice, "generate_custom_voice", CV_CASES[case])
 
 
+def greedy_pair(tts, ref, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Our greedy codes and the reference's for the same CustomVoice request."""
+    rec = run_reference(ref, "generate_custom_voice", **{**REF_GREEDY, **kw})
+    return tts.generate_codes(TEXT, **{**GREEDY, **kw}), rec.codes
+
+
 def test_repetition_penalty_greedy_matches_reference(custom_voice):
-    tts, ref = custom_voice
-    rec = run_reference(ref, "generate_custom_voice", speaker="aiden", language="english",
-                        **{**REF_GREEDY, "repetition_penalty": 1.3})
-    ours = tts.generate_codes(TEXT, speaker="aiden", language="english", **{**GREEDY, "repetition_penalty": 1.3})
+    ours, theirs = greedy_pair(*custom_voice, speaker="aiden", language="english", repetition_penalty=1.3)
     # The penalty pushes audio codes down until EOS wins: both must stop on the same frame.
     assert 10 <= ours.shape[0] < 31
-    assert ours.shape == rec.codes.shape
-    np.testing.assert_array_equal(ours, rec.codes)
+    assert ours.shape == theirs.shape
+    np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("non_streaming_mode", [True, False])
@@ -165,9 +168,6 @@ def test_voice_design_matches_reference(voice_design, case):
 
 
 def test_max_new_tokens_has_reference_meaning(custom_voice):
-    tts, ref = custom_voice
-    rec = run_reference(ref, "generate_custom_voice", speaker="vivian", language="english",
-                        **{**REF_GREEDY, "max_new_tokens": 5})
-    ours = tts.generate_codes(TEXT, speaker="vivian", language="english", **{**GREEDY, "max_new_tokens": 5})
-    assert ours.shape == rec.codes.shape == (4, 16)
-    np.testing.assert_array_equal(ours, rec.codes)
+    ours, theirs = greedy_pair(*custom_voice, speaker="vivian", language="english", max_new_tokens=5)
+    assert ours.shape == theirs.shape == (4, 16)
+    np.testing.assert_array_equal(ours, theirs)
