@@ -23,7 +23,7 @@ import time
 import types
 from pathlib import Path
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
@@ -154,12 +154,13 @@ def run_reference_once(ref, kind: str, text: str, speaker: str | None, instruct:
         total = time.perf_counter() - start
     finally:
         talker.forward, talker.code_predictor.generate, ref.model.speech_tokenizer.decode = originals
-    n = max(round(len(wavs[0]) / sr * SAMPLE_RATE / 1920), 1)  # frames: 1920 samples each
+    n = max(round(len(wavs[0]) / sr * SAMPLE_RATE / SAMPLES_PER_FRAME), 1)
     # Each step after the prefill runs the code predictor for the previous draw inside forward.
     cp = sum(predictor.calls) / n
     talker_ms = (sum(steps.calls[1:]) - sum(predictor.calls)) / n
     dec = sum(decode.calls) / n
-    return {"frames": n, "audio_seconds": n * 0.08, "first_chunk_s": total, "rtf": total / (n * 0.08),
+    seconds = n * SAMPLES_PER_FRAME / SAMPLE_RATE
+    return {"frames": n, "audio_seconds": seconds, "first_chunk_s": total, "rtf": total / seconds,
             "prefill_s": steps.calls[0] if steps.calls else None, "talker_ms": talker_ms * 1e3,
             "code_predictor_ms": cp * 1e3, "talker_code_predictor_ms": (talker_ms + cp) * 1e3,
             "decode_ms": dec * 1e3, "ms_per_frame": (talker_ms + cp + dec) * 1e3,

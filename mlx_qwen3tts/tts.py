@@ -12,7 +12,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, Audio, AudioChunk
 from .config import ModelConfig, SamplingConfig
 from .generation import generate_frames
 from .guards import Guards, guarded
@@ -182,7 +182,7 @@ class TTS:
         state = watch.get("state")
         if state is not None and state.reason in ("repetition", "silence") and state.bad_frames:
             # Keep the audio before the fault, not the stuck sound or the silence itself.
-            samples = samples[: max(0, len(samples) - state.bad_frames * 1920)]
+            samples = samples[: max(0, len(samples) - state.bad_frames * SAMPLES_PER_FRAME)]
         return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, outcome.finish_reason)
 
     def _generate_like_reference(self, request: Request, start: float) -> Audio:
