@@ -1,0 +1,46 @@
+"""Lets the package import mlx-lm's model pieces without running `mlx_lm/__init__.py`.
+
+That `__init__` imports mlx-lm's converter and tokenizer utilities, hence transformers (and torch
+where it is installed): seconds of start-up for `speak`, for pieces this package never uses
+(KV caches, Qwen3 blocks, samplers). The `mlx_lm` package is registered with its real spec and
+path so its submodules import as usual; its `__init__` runs the first time anything it defines is
+looked up (`mlx_lm.load`, `from mlx_lm import generate`), so programs that use mlx-lm themselves
+see the whole package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import types
+
+_lock = threading.RLock()
+
+
+class _DeferredPackage(types.ModuleType):
+    """`mlx_lm` before its `__init__` has run: submodules import, other names run it first."""
+
+    def __getattr__(self, name: str):
+        # Only called for names the module does not have yet.
+        with _lock:
+            if type(self) is _DeferredPackage:
+                self.__class__ = types.ModuleType  # runs once, even if the __init__ fails
+                self.__spec__.loader.exec_module(self)
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'mlx_lm' has no attribute {name!r}") from None
+
+
+def defer_mlx_lm_init() -> None:
+    """Registers `mlx_lm` unexecuted, unless it is already imported or not installed."""
+    with _lock:
+        if "mlx_lm" in sys.modules:
+            return
+        spec = importlib.util.find_spec("mlx_lm")
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            return  # not installed: the import that needs it will say so
+        module = importlib.util.module_from_spec(spec)
+        module.__class__ = _DeferredPackage
+        sys.modules["mlx_lm"] = module
