@@ -39,6 +39,10 @@ def import_reference():
     """`qwen_tts` (raises ImportError with the reason when it cannot be used)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # transformers probes for torchaudio with find_spec, which raises on a stub module: it
+    # must take its inventory before the stub below is in place.
+    import transformers  # noqa: F401
+
     try:
         import torchaudio  # noqa: F401
     except Exception:
