@@ -163,7 +163,9 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
         logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
     median = median_of(results)
     talker, predictor = time_halves(tts, text, kwargs, max(int(median["frames"]), 1))
-    floor = kernel_floor(tts.model.talker, floor_reps)
+    # The talker's mean context over the timed frames: the prompt plus half of them.
+    context = tts.prepare(text, **kwargs).prompt.prefill.shape[1] + int(median["frames"]) // 2
+    floor = kernel_floor(tts.model.talker, floor_reps, context)
     loop = median["talker_code_predictor_ms"]
     median |= {"talker_ms": talker * 1e3, "code_predictor_ms": predictor * 1e3, **floor,
                "floor_ratio": loop / floor["kernel_floor_ms"] if median["frames"] else None}

@@ -1,10 +1,11 @@
 """Where a frame's time goes: its two halves timed apart, and the kernel floor.
 
-The kernel floor is what the backend allows for one frame: the frame's matrix products
-alone (the talker's layers and head once, the code predictor's layers and one head for each
-of its 15 steps), queued as one graph and evaluated with one wait. No attention, norms,
-sampling or Python: a lower bound on the frame, and on the CPU, where every product is a
-matrix-vector product, the time to stream the weights through the memory system.
+The kernel floor is what the backend allows for one frame: the frame's matrix products and
+attention at their real shapes (the talker's layers and head once over its context; the code
+predictor's layers and one head for each of its 15 steps, the first with its two positions),
+queued as one graph and evaluated with one wait. No norms, activations, sampling or Python: a
+lower bound on the frame, and on the CPU, where almost every product is a matrix-vector
+product, the time to stream the weights through the memory system.
 """
 
 from __future__ import annotations
@@ -41,8 +42,18 @@ def _time(fn, reps: int) -> float:
     return best
 
 
-def kernel_floor(talker: Talker, reps: int = 5) -> dict:
-    """Milliseconds per frame: the whole frame's products, and its code predictor and talker halves."""
+def _attention(config, queries: int, keys: int, dtype) -> mx.array:
+    """One layer's attention of `queries` new positions over `keys` cached ones."""
+    q = mx.random.normal((1, config.num_attention_heads, queries, config.head_dim)).astype(dtype)
+    kv = mx.random.normal((1, config.num_key_value_heads, keys, config.head_dim)).astype(dtype)
+    return q, kv
+
+
+def kernel_floor(talker: Talker, reps: int = 5, context: int = 128) -> dict:
+    """Milliseconds per frame: the whole frame's kernels, and its code predictor and talker halves.
+
+    `context` is the talker's cache length for the step (prompt plus frames so far).
+    """
     cp = talker.code_predictor
     steps = cp.config.num_code_groups - 1
     dtype = talker.model.norm.weight.dtype
@@ -50,18 +61,30 @@ def kernel_floor(talker: Talker, reps: int = 5) -> dict:
     talker_layers = _linears(talker.model) + _linears(talker.text_projection) + [talker.codec_head]
     cp_layers = _linears(cp.model) + ([cp.small_to_mtp_projection] if "small_to_mtp_projection" in cp else [])
     widths = {_width(m) for m in talker_layers + cp_layers + list(cp.lm_head)}
-    inputs = {w: mx.random.normal((1, w)).astype(dtype) for w in widths}
-    mx.eval(inputs)
+    # The code predictor's first step carries two positions (talker state, codebook 0).
+    inputs = {(w, rows): mx.random.normal((rows, w)).astype(dtype) for w in widths for rows in (1, 2)}
+    talker_attn = _attention(talker.config, 1, context, dtype)
+    cp_attn = [_attention(cp.config, 2 if s == 1 else 1, s + 1, dtype) for s in range(1, steps + 1)]
+    mx.eval(inputs, talker_attn, cp_attn)
 
-    def products(layers: list[nn.Module], step: int) -> list[mx.array]:
+    def products(layers: list[nn.Module], step: int, rows: int = 1) -> list[mx.array]:
         # A different input per step, so that no two steps are the same computation.
-        return [m(inputs[_width(m)] + step) for m in layers]
+        return [m(inputs[_width(m), rows] + step) for m in layers]
+
+    def attention(qkv: tuple[mx.array, mx.array], layers: int, scale: float) -> list[mx.array]:
+        q, kv = qkv
+        return [mx.fast.scaled_dot_product_attention(q + i, kv, kv, scale=scale) for i in range(layers)]
 
     def talker_half():
-        return products(talker_layers, 0)
+        return (products(talker_layers, 0)
+                + attention(talker_attn, len(talker.model.layers), talker.config.head_dim ** -0.5))
 
     def predictor_half():
-        return [y for s in range(steps) for y in products(cp_layers + [cp.lm_head[s]], s + 1)]
+        out = []
+        for s in range(1, steps + 1):
+            out += products(cp_layers, s, 2 if s == 1 else 1) + products([cp.lm_head[s - 1]], s)
+            out += attention(cp_attn[s - 1], len(cp.model.layers), cp.config.head_dim ** -0.5)
+        return out
 
     t = _time(talker_half, reps)
     c = _time(predictor_half, reps)
