@@ -16,6 +16,14 @@ import threading
 import types
 
 _lock = threading.RLock()
+_OURS = {"models", "sample_utils"}  # the submodules this package imports
+
+
+def _run_init(module: types.ModuleType) -> None:
+    with _lock:
+        if type(module) is _DeferredPackage:
+            module.__class__ = types.ModuleType  # runs once, even if the __init__ fails
+            module.__spec__.loader.exec_module(module)
 
 
 class _DeferredPackage(types.ModuleType):
@@ -23,14 +31,18 @@ class _DeferredPackage(types.ModuleType):
 
     def __getattr__(self, name: str):
         # Only called for names the module does not have yet.
-        with _lock:
-            if type(self) is _DeferredPackage:
-                self.__class__ = types.ModuleType  # runs once, even if the __init__ fails
-                self.__spec__.loader.exec_module(self)
+        _run_init(self)
         try:
             return self.__dict__[name]
         except KeyError:
             raise AttributeError(f"module 'mlx_lm' has no attribute {name!r}") from None
+
+    def __getattribute__(self, name: str):
+        # A public name other than our submodules runs the `__init__` first: it may rebind a name
+        # that a program's own submodule import left there (`generate` is a function, not the module).
+        if not name.startswith("_") and name not in _OURS:
+            _run_init(self)
+        return types.ModuleType.__getattribute__(self, name)
 
 
 def defer_mlx_lm_init() -> None:

@@ -18,6 +18,14 @@ CASES = {
         "print(mlx_lm.__version__ == importlib.metadata.version('mlx-lm'), callable(load),\n"
         "      callable(generate), type(mlx_lm).__name__, hasattr(cache, 'KVCache'))",
         "True True True module True"),
+    "a program's own submodule import leaves mlx_lm as its __init__ makes it": (
+        "import types, mlx_qwen3tts\n"
+        "from mlx_lm.generate import stream_generate\n"
+        "import mlx_lm\n"
+        "from mlx_lm import generate\n"
+        "print(type(mlx_lm).__name__, isinstance(mlx_lm.generate, types.FunctionType), generate is mlx_lm.generate,\n"
+        "      stream_generate is mlx_lm.stream_generate)",
+        "module True True True"),
     "an unknown mlx_lm name is an AttributeError": (
         "import mlx_qwen3tts, mlx_lm\n"
         "try:\n    mlx_lm.no_such_name\nexcept AttributeError as e:\n    print(e)",
