@@ -1,11 +1,11 @@
 """Lets the package import mlx-lm's model pieces without running `mlx_lm/__init__.py`.
 
 That `__init__` imports mlx-lm's converter and tokenizer utilities, hence transformers (and torch
-where it is installed): seconds of start-up for `speak`, for pieces this package never uses
-(KV caches, Qwen3 blocks, samplers). The `mlx_lm` package is registered with its real spec and
-path so its submodules import as usual; its `__init__` runs the first time anything it defines is
-looked up (`mlx_lm.load`, `from mlx_lm import generate`), so programs that use mlx-lm themselves
-see the whole package.
+where it is installed): seconds of start-up for `speak`, spent on tools this package never uses;
+it needs only the KV caches, Qwen3 blocks and samplers. The `mlx_lm` package is registered with
+its real spec and path so its submodules import as usual; its `__init__` runs the first time a
+public name other than those submodules is looked up (`mlx_lm.load`, `from mlx_lm import
+generate`), so programs that use mlx-lm themselves see the whole package.
 """
 
 from __future__ import annotations
