@@ -86,6 +86,7 @@ def load_strict(model: nn.Module, weights: dict[str, mx.array], where: Path) -> 
         raise ValueError(f"weights in {where} do not fit the model ({'; '.join(problems)})")
     # Row-major copies of transposed views: BLAS kernels round differently per operand layout,
     # so one checkpoint stored in two layouts would not give bit-identical audio otherwise.
+    # Every loader (talker, codec decoder and encoder, speaker encoder) comes through here.
     model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
 
 

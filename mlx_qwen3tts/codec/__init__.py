@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from ..loading import load_strict
 from .config import DecoderConfig, SpeechTokenizerConfig
 from .decoder import SpeechDecoder, chunked_decode
 
@@ -41,8 +42,7 @@ def load_speech_decoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
             k: v.astype(dtype) if mx.issubdtype(v.dtype, mx.floating) else v
             for k, v in weights.items()
         }
-    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
-    decoder.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
+    load_strict(decoder, weights, folder)
     decoder.eval()
     mx.eval(decoder.parameters())
     return decoder

@@ -15,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from ..loading import load_strict
 from .conv import CausalConv1d
 from .encoder_config import EncoderConfig
 from .seanet import SeanetEncoder
@@ -220,8 +221,7 @@ def load_speech_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
     weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
     if dtype is not None:
         weights = {k: v if k.endswith("codebooks") else v.astype(dtype) for k, v in weights.items()}
-    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
-    model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
+    load_strict(model, weights, folder)
     model.eval()
     mx.eval(model.parameters())
     return model

@@ -17,6 +17,7 @@ from mlx.utils import tree_flatten
 
 from ..codec.conv import conv1d
 from ..config import known_fields
+from ..loading import load_strict
 from ..mel import MelConfig, mel_spectrogram
 
 PREFIX = "speaker_encoder."
@@ -191,8 +192,7 @@ def load_speaker_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> S
     weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
     if dtype is not None:
         weights = {k: v.astype(dtype) for k, v in weights.items()}
-    # Row-major, whatever the stored layout: BLAS rounds differently per operand layout.
-    model.load_weights([(k, mx.contiguous(v)) for k, v in weights.items()], strict=True)
+    load_strict(model, weights, folder)
     model.eval()
     mx.eval(model.parameters())
     return model
