@@ -16,6 +16,9 @@ import mlx.core as mx
 import numpy as np
 from mlx_lm.models.cache import KVCache
 
+from .generation import predict_frame
+from .sampling import Sampler
+
 logger = logging.getLogger(__name__)
 
 PROMPTS = (
@@ -56,19 +59,15 @@ def _request_kwargs(tts) -> dict:
 def greedy_frames(tts, prompt, frames: int) -> np.ndarray:
     """The model's greedy frames (frames, 16), codebook 0 drawn among audio codes only."""
     talker = tts.model.talker
-    cp = talker.code_predictor
     n_audio = tts.config.talker.codebook_size
+    greedy = Sampler(do_sample=False)
     cache = [KVCache() for _ in talker.model.layers]
+    cp_cache = [KVCache() for _ in talker.code_predictor.model.layers]
     logits, hidden = talker(prompt.prefill, cache)
     out = []
     for k in range(frames):
-        codes = [mx.argmax(logits[:, -1, :n_audio], axis=-1)]
-        cp_cache = [KVCache() for _ in cp.model.layers]
-        x = mx.concatenate([hidden[:, -1:], talker.embed_codec(codes[0])[:, None]], axis=1)
-        for step in range(1, cp.config.num_code_groups):
-            codes.append(mx.argmax(cp(x, step, cp_cache), axis=-1))
-            x = cp.model.codec_embedding[step - 1](codes[-1])[:, None]
-        frame = mx.stack(codes, axis=-1)  # (1, 16)
+        c0 = greedy(logits[:, -1, :n_audio])
+        frame = predict_frame(talker, hidden[:, -1:], c0, cp_cache, greedy, None)  # (1, 16)
         out.append(np.asarray(frame[0]))
         if k + 1 < frames:
             logits, hidden = talker((talker.embed_frame(frame) + prompt.text_at(k))[:, None], cache)
