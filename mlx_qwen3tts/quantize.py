@@ -131,8 +131,9 @@ def apply_quantization(model: nn.Module, block: dict | None, weights: dict[str, 
         params[path] = {"group_size": entry["group_size"], "bits": entry["bits"], "mode": entry.get("mode", "affine")}
 
     nn.quantize(model, class_predicate=lambda p, m: dict(params[p]) if p in params else False)
+    modules = dict(model.named_modules())  # the quantized layers replaced the float ones
     for path in paths:
-        module = _module_at(model, path)
+        module = modules[path]
         for leaf in ("weight", "scales", "biases"):
             have = weights.get(f"{path}.{leaf}")
             want = getattr(module, leaf, None)
@@ -142,9 +143,3 @@ def apply_quantization(model: nn.Module, block: dict | None, weights: dict[str, 
                                  f"{p['bits']}-bit groups of {p['group_size']} give {tuple(want.shape)}; "
                                  "the quantization block in config.json does not match the weights")
 
-
-def _module_at(model: nn.Module, path: str) -> nn.Module:
-    module = model
-    for part in path.split("."):
-        module = module[int(part)] if isinstance(module, list) else getattr(module, part)
-    return module
