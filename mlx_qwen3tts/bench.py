@@ -11,8 +11,8 @@ Generation is greedy with a fixed token budget, so every run does the same work;
 model may still draw EOS early, so per-frame figures use the frames actually produced.
 The frame loop is timed as a consumer sees it; its talker and code-predictor halves are
 timed apart in a second pass, and the kernel floor (`kernel_floor.py`) is what the backend
-allows for the same frame: its matrix products alone. On a Linux CPU, bfloat16 matmuls take
-a slow path.
+allows for the same frame: its matrix products and attention. On a Linux CPU, bfloat16
+matmuls take a slow path.
 """
 
 from __future__ import annotations

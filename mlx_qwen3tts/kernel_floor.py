@@ -42,8 +42,9 @@ def _time(fn, reps: int) -> float:
     return best
 
 
-def _attention(config, queries: int, keys: int, dtype) -> mx.array:
-    """One layer's attention of `queries` new positions over `keys` cached ones."""
+def _attention(config, queries: int, keys: int, dtype) -> tuple[mx.array, mx.array]:
+    """Inputs for one layer's attention of `queries` new positions over `keys` cached ones:
+    the queries and the keys (which serve as the values too)."""
     q = mx.random.normal((1, config.num_attention_heads, queries, config.head_dim)).astype(dtype)
     kv = mx.random.normal((1, config.num_key_value_heads, keys, config.head_dim)).astype(dtype)
     return q, kv
