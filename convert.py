@@ -1,6 +1,8 @@
-"""`python convert.py ...`: the same as `python -m mlx_qwen3tts.convert ...`."""
+"""`python convert.py ...`: the same as `python -m mlx_qwen3tts convert ...`."""
 
-from mlx_qwen3tts.convert import main
+import sys
 
 if __name__ == "__main__":
-    main()
+    from mlx_qwen3tts.__main__ import run
+
+    sys.exit(run("convert"))

@@ -52,7 +52,7 @@ def open_player(sample_rate: int, device: int | str | None) -> Player:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="mlx-qwen3tts-speak", description="Speak text with Qwen3-TTS on Apple Silicon."
+        prog="mlx-qwen3tts speak", description="Speak text with Qwen3-TTS on Apple Silicon."
     )
     p.add_argument("text", nargs="?", help="text to speak; '-' (or nothing, with piped input) reads stdin")
     p.add_argument("--file", "-f", help="read the text from this file")
@@ -265,10 +265,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (0 ok, 1 failure, 2 bad input, 130 Ctrl-C)."""
-    if argv is None:  # a real command line: on Linux, restart with the fast BLAS if needed
-        from mlx_qwen3tts.blas import reexec_with_openblas
-
-        reexec_with_openblas(["-m", "mlx_qwen3tts.speak", *sys.argv[1:]])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
@@ -289,4 +285,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mlx_qwen3tts.__main__ import run
+
+    sys.exit(run("speak"))

@@ -1,13 +1,29 @@
-"""Qwen3-TTS on Apple Silicon with MLX."""
+"""Qwen3-TTS on Apple Silicon with MLX.
+
+The public names load on first use, so `import mlx_qwen3tts` (and the command-line tools that
+start from it) pay for MLX and the model code only when they need them.
+"""
 
 from ._deferred_mlx_lm import defer_mlx_lm_init
 
 defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seconds of start-up
 
-from .audio import Audio, AudioChunk
-from .loading import load
-from .tts import TTS
-from .voice import Voice
-
 __all__ = ["Audio", "AudioChunk", "TTS", "Voice", "load"]
 __version__ = "0.1.0"
+
+_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "Voice": "voice",
+            "load": "loading"}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlx_qwen3tts' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .weights import atomic_write
 
 SAMPLE_RATE = 24000
 SAMPLES_PER_FRAME = 1920
@@ -63,14 +64,6 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) 
     fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot write {path.name!r}: use a .wav, .flac or .ogg file name")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, prefix=".partial-", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.asarray(samples, dtype=np.float32), sample_rate, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp:
+        sf.write(str(tmp), np.asarray(samples, dtype=np.float32), sample_rate, format=fmt)
     return path

@@ -1,4 +1,4 @@
-"""Typed configuration read from a Qwen3-TTS checkpoint's `config.json` and `generation_config.json`."""
+"""Typed configuration read from a Qwen3-TTS checkpoint's `config.json`: the structure of the model."""
 
 from __future__ import annotations
 
@@ -80,6 +80,31 @@ class TalkerConfig:
 
 
 @dataclass
+class SpeakerEncoderConfig:
+    """The ECAPA-TDNN speaker encoder of the Base models."""
+
+    mel_dim: int = 128
+    enc_dim: int = 1024
+    enc_channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 1536])
+    enc_kernel_sizes: list[int] = field(default_factory=lambda: [5, 3, 3, 3, 1])
+    enc_dilations: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 1])
+    enc_attention_channels: int = 128
+    enc_res2net_scale: int = 8
+    enc_se_channels: int = 128
+    sample_rate: int = 24000
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> SpeakerEncoderConfig:
+        """Reads a `speaker_encoder_config` dict, or the main config.json that holds one."""
+        params = params.get("speaker_encoder_config", params)
+        config = cls(**known_fields(cls, params))
+        n = len(config.enc_channels)
+        if n < 3 or len(config.enc_kernel_sizes) != n or len(config.enc_dilations) != n:
+            raise ValueError("enc_channels, enc_kernel_sizes and enc_dilations need the same length (>= 3)")
+        return config
+
+
+@dataclass
 class ModelConfig:
     """Top-level `config.json` of a Qwen3-TTS 12 Hz checkpoint."""
 
@@ -87,19 +112,17 @@ class ModelConfig:
     tts_model_type: str = "custom_voice"
     tts_model_size: str = "0b6"
     tokenizer_type: str = "qwen3_tts_tokenizer_12hz"
-    im_start_token_id: int = 151644
-    im_end_token_id: int = 151645
     tts_pad_token_id: int = 151671
     tts_bos_token_id: int = 151672
     tts_eos_token_id: int = 151673
-    speaker_encoder: dict[str, Any] = field(default_factory=dict)
-    quantization: dict[str, Any] | None = None
+    speaker_encoder: SpeakerEncoderConfig | None = None  # Base models only
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         kwargs = known_fields(cls, data)
         kwargs["talker"] = TalkerConfig.from_dict(data.get("talker_config") or {})
-        kwargs["speaker_encoder"] = dict(data.get("speaker_encoder_config") or {})
+        if kwargs.get("tts_model_type") == "base":
+            kwargs["speaker_encoder"] = SpeakerEncoderConfig.from_dict(data.get("speaker_encoder_config") or {})
         return cls(**kwargs)
 
     @property
@@ -116,34 +139,3 @@ class ModelConfig:
         # 0.6B CustomVoice was not trained with instructions; the reference drops them there.
         return self.tts_model_type == "voice_design" or (
             self.tts_model_type == "custom_voice" and self.tts_model_size != "0b6")
-
-
-@dataclass
-class SamplingConfig:
-    """Sampling defaults; unset values fall back to generation_config.json, then to these."""
-
-    do_sample: bool = True
-    temperature: float = 0.9
-    top_k: int = 50
-    top_p: float = 1.0
-    repetition_penalty: float = 1.05
-    subtalker_dosample: bool = True
-    subtalker_temperature: float = 0.9
-    subtalker_top_k: int = 50
-    subtalker_top_p: float = 1.0
-    max_new_tokens: int = 2048
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
-        return cls(**known_fields(cls, data))
-
-    def resolve(self, **overrides: Any) -> SamplingConfig:
-        """A copy with every non-None override applied; temperature 0 means greedy."""
-        values = dataclasses.asdict(self)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        out = SamplingConfig(**values)
-        if overrides.get("temperature") is not None:
-            out.do_sample = overrides["temperature"] > 0
-        if overrides.get("subtalker_temperature") is not None:
-            out.subtalker_dosample = overrides["subtalker_temperature"] > 0
-        return out

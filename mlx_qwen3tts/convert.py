@@ -1,4 +1,4 @@
-"""`python -m mlx_qwen3tts.convert`: official Qwen3-TTS checkpoints -> MLX folders, float or 4/8-bit.
+"""`python -m mlx_qwen3tts convert`: official Qwen3-TTS checkpoints -> MLX folders, float or 4/8-bit.
 
     python -m mlx_qwen3tts.convert --hf-path Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --mlx-path tts-8bit -q
     python -m mlx_qwen3tts.convert --hf-path SRC --mlx-path tts-mixed --quant-recipe mixed --check
@@ -24,7 +24,7 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from .loading import load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
+from .weights import SIZE_NAMES, check_checkpoint_config, load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
 from .quantize import BITS, DEFAULT_BITS, DEFAULT_GROUP_SIZE, GROUP_SIZES, RECIPES, quantize_model
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,7 @@ def read_source_config(folder: Path) -> dict:
     if not (folder / "config.json").is_file():
         raise ValueError(f"{folder} is not a Qwen3-TTS checkpoint: it has no config.json")
     raw = read_json(folder / "config.json")
-    if raw.get("model_type") != "qwen3_tts" or "talker_config" not in raw:
-        raise ValueError(f"{folder} is not a Qwen3-TTS checkpoint (config.json model_type is "
-                         f"{raw.get('model_type')!r}, expected 'qwen3_tts')")
-    if raw.get("tokenizer_type") != "qwen3_tts_tokenizer_12hz":
-        raise ValueError(f"{folder} uses the {raw.get('tokenizer_type')!r} codec; only the 12 Hz models are supported")
+    check_checkpoint_config(raw, folder)
     return raw
 
 
@@ -209,7 +205,7 @@ def _copy_side_files(source: Path, out: Path) -> None:
 
 def _model_card(name: str, config: dict) -> str:
     conv = config["mlx_conversion"]
-    size = {"0b6": "0.6B", "1b7": "1.7B"}.get(config.get("tts_model_size"), config.get("tts_model_size"))
+    size = SIZE_NAMES.get(config.get("tts_model_size"), config.get("tts_model_size"))
     kind = config.get("tts_model_type")
     block = config.get("quantization")
     if block:
@@ -228,7 +224,7 @@ def _model_card(name: str, config: dict) -> str:
 
 
 def configure_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Convert a Qwen3-TTS checkpoint to MLX (optionally 4/8-bit), "
+    p = argparse.ArgumentParser(prog="mlx-qwen3tts convert", description="Convert a Qwen3-TTS checkpoint to MLX (optionally 4/8-bit), "
                                 "or report a quantized folder's quality against its source.")
     p.add_argument("--hf-path", help="official checkpoint: a local folder or a Hugging Face repo id")
     p.add_argument("--mlx-path", default="mlx_model", help="folder to write (default: mlx_model)")
@@ -246,7 +242,7 @@ def configure_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = configure_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.report is None and args.hf_path is None:
@@ -258,13 +254,16 @@ def main(argv: list[str] | None = None) -> None:
                                args.quant_recipe, args.dtype, args.force)]
             print(f"wrote {folders[0]}")
         if args.report or args.check:
-            from .report import format_report, quality_report
+            from .bench.quality import format_report, quality_report
 
             print(format_report(quality_report(folders, args.hf_path, dtype=args.dtype)))
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    from .__main__ import run
+
+    sys.exit(run("convert"))

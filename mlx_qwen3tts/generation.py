@@ -22,7 +22,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models.cache import KVCache
 
-from .config import SamplingConfig
+from .sampling import SamplingConfig
 from .models.layers import FrameCache
 from .models.talker import Talker
 from .prompt import NONE, REF_FRAME, SPEAKER, PromptLayout

@@ -9,7 +9,8 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from .config import ModelConfig, SamplingConfig
+from .config import ModelConfig
+from .sampling import SamplingConfig
 from .generation import PromptVectors, embed_layout
 from .prompt import SPEAKER, build_layout, resolve_language, tokenize
 from .text import clean_text, segment

@@ -7,10 +7,14 @@ categorical draw. The code predictor uses the draw alone (temperature, top-k, to
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import mlx.core as mx
 from mlx_lm.sample_utils import apply_top_k, apply_top_p
+
+from .config import known_fields
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,34 @@ class TalkerLogitsProcessor:
         """Records a drawn token (an mx array: no host sync needed)."""
         self._seen = self._seen | (mx.arange(self.vocab_size) == token.reshape(-1, 1)).any(axis=0)
         self._count += 1
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling knobs of a run; unset values fall back to generation_config.json, then to these."""
+
+    do_sample: bool = True
+    temperature: float = 0.9
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.05
+    subtalker_dosample: bool = True
+    subtalker_temperature: float = 0.9
+    subtalker_top_k: int = 50
+    subtalker_top_p: float = 1.0
+    max_new_tokens: int = 2048
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingConfig:
+        return cls(**known_fields(cls, data))
+
+    def resolve(self, **overrides: Any) -> SamplingConfig:
+        """A copy with every non-None override applied; temperature 0 means greedy."""
+        values = dataclasses.asdict(self)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        out = SamplingConfig(**values)
+        if overrides.get("temperature") is not None:
+            out.do_sample = overrides["temperature"] > 0
+        if overrides.get("subtalker_temperature") is not None:
+            out.subtalker_dosample = overrides["subtalker_temperature"] > 0
+        return out

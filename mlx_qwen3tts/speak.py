@@ -1,8 +1,8 @@
-"""`python -m mlx_qwen3tts.speak`: see `mlx_qwen3tts.app.speak`."""
+"""`python -m mlx_qwen3tts.speak`: the same as `python -m mlx_qwen3tts speak`."""
 
 import sys
 
-from mlx_qwen3tts.app.speak import main
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from mlx_qwen3tts.__main__ import run
+
+    sys.exit(run("speak"))

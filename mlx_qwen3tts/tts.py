@@ -13,7 +13,8 @@ import mlx.core as mx
 import numpy as np
 
 from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, Audio, AudioChunk
-from .config import ModelConfig, SamplingConfig
+from .config import ModelConfig
+from .sampling import SamplingConfig
 from .generation import generate_frames
 from .guards import Guards, guarded
 from .models.qwen3_tts import Model
@@ -219,15 +220,6 @@ class TTS:
         with self._exclusive():
             yield from synthesize(self, requests, guards=guards, chunk_frames=chunk_frames,
                                   trim_silence=trim_silence, started=start)
-
-    def speak(self, text: str, *, block: bool = True, device: int | str | None = None, **kwargs):
-        """Plays `text` through the speakers as it is generated (arguments as in `stream`).
-
-        Returns a handle with `stop()` and `wait()`; with `block=True` it returns once played.
-        """
-        from .app.session import speak
-
-        return speak(self, text, block=block, device=device, **kwargs)
 
     # ------------------------------------------------------------------ audio
 

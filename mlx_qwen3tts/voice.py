@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +12,11 @@ import mlx.core as mx
 import numpy as np
 
 from .audio_io import MAX_SECONDS, check_duration, load_audio
+from .weights import SIZE_NAMES, atomic_write
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SIZE_NAMES = {"0b6": "0.6B", "1b7": "1.7B"}
 
 
 @dataclass
@@ -48,14 +47,8 @@ class Voice:
         meta = {"format": "mlx-qwen3tts-voice", "format_version": str(FORMAT_VERSION),
                 "model_kind": self.model_kind, "model_size": self.model_size,
                 "ref_text": json.dumps(self.ref_text)}
-        fd, tmp = tempfile.mkstemp(suffix=".safetensors", prefix=".partial-", dir=path.parent)
-        os.close(fd)
-        try:
-            mx.save_safetensors(tmp, tensors, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, suffix=".safetensors") as tmp:  # the writer adds it otherwise
+            mx.save_safetensors(str(tmp), tensors, metadata=meta)
         return path
 
     @classmethod

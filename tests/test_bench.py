@@ -10,7 +10,7 @@ from mlx.utils import tree_flatten
 
 import mlx_qwen3tts
 from mlx_qwen3tts.bench import main
-from mlx_qwen3tts.bench_checkpoint import make_checkpoint, model_config
+from mlx_qwen3tts.bench.checkpoint import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 from reference import requires_reference
@@ -139,7 +139,7 @@ def test_mlx_audio_without_it_is_a_skip_line(tiny, tmp_path, capsys):
 
 def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatch):
     # A stand-in interpreter that prints what the child would: the parent's parsing and median.
-    from mlx_qwen3tts import bench_mlx_audio, bench_reference
+    from mlx_qwen3tts.bench import mlx_audio as bench_mlx_audio, reference as bench_reference
 
     run = {"frames": 4, "audio_seconds": 0.32, "first_chunk_s": 1.0, "rtf": 3.0, "prefill_s": 0.2,
            "talker_code_predictor_ms": 100.0, "decode_ms": 10.0, "ms_per_frame": 110.0, "peak_memory_mb": 5.0,
@@ -159,7 +159,7 @@ def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatc
 
 
 def test_reference_child_keeps_torch_on_its_own_blas(monkeypatch):
-    from mlx_qwen3tts.bench_reference import child_env
+    from mlx_qwen3tts.bench.reference import child_env
 
     monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0 /opt/libother.so")
     monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
@@ -170,7 +170,7 @@ def test_reference_child_keeps_torch_on_its_own_blas(monkeypatch):
 
 
 def test_mlx_audio_child_runs_without_our_forwarder(monkeypatch):
-    from mlx_qwen3tts.bench_mlx_audio import peer_env
+    from mlx_qwen3tts.bench.mlx_audio import peer_env
 
     monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0")
     assert peer_env()["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"

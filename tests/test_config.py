@@ -1,6 +1,7 @@
 """Config parsing with the released checkpoints' values."""
 
-from mlx_qwen3tts.config import ModelConfig, SamplingConfig
+from mlx_qwen3tts.config import ModelConfig
+from mlx_qwen3tts.sampling import SamplingConfig
 
 # The 1.7B CustomVoice config.json, abridged to the fields the model reads.
 RELEASED_1B7_CUSTOM_VOICE = {

@@ -312,13 +312,11 @@ def test_model_error_mid_run_writes_no_file(env, tmp_path, capsys):
     assert env.players[0].events[-1] == "close"
 
 
-def test_python_dash_m_runs_the_command(monkeypatch, capsys):
-    import runpy
-
-    monkeypatch.setattr(sys, "argv", ["mlx_qwen3tts.speak", "--help"])
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_module("mlx_qwen3tts.speak", run_name="__main__")
-    assert exit_.value.code == 0 and "--list-speakers" in capsys.readouterr().out
+def test_python_dash_m_runs_the_command():
+    # Commands run in a process of their own: a command-line start may restart its process.
+    run = subprocess.run([sys.executable, "-m", "mlx_qwen3tts.speak", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "--list-speakers" in run.stdout, run.stderr
 
 
 LIGHT_SPEAK = """

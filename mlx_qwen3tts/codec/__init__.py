@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from ..loading import load_strict
+from ..weights import load_module, read_json, require_file
 from .config import DecoderConfig, SpeechTokenizerConfig
 from .decoder import SpeechDecoder, chunked_decode
 
@@ -19,12 +19,6 @@ __all__ = [
 ]
 
 
-def _require(path: Path, folder: Path) -> Path:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path.name} not found in speech tokenizer folder {folder}")
-    return path
-
-
 def load_speech_decoder(folder: str | Path, dtype: mx.Dtype | None = None) -> SpeechDecoder:
     """Loads the decoder from a speech tokenizer folder (`config.json`, `model.safetensors`).
 
@@ -33,16 +27,11 @@ def load_speech_decoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
         dtype: cast floating-point weights to this type (default: as stored).
     """
     folder = Path(folder)
-    config = SpeechTokenizerConfig.from_file(_require(folder / "config.json", folder))
-    weights = mx.load(str(_require(folder / "model.safetensors", folder)))
-    decoder = SpeechDecoder(config.decoder)
-    weights = decoder.sanitize(weights)
-    if dtype is not None:
-        weights = {
-            k: v.astype(dtype) if mx.issubdtype(v.dtype, mx.floating) else v
-            for k, v in weights.items()
-        }
-    load_strict(decoder, weights, folder)
-    decoder.eval()
-    mx.eval(decoder.parameters())
-    return decoder
+    path = require_file(folder / "config.json", "speech tokenizer")
+    config = SpeechTokenizerConfig.from_dict(read_json(path), path)
+    weights = mx.load(str(require_file(folder / "model.safetensors", "speech tokenizer")))
+
+    def cast(_, v: mx.array) -> mx.array:
+        return v.astype(dtype) if dtype is not None and mx.issubdtype(v.dtype, mx.floating) else v
+
+    return load_module(SpeechDecoder(config.decoder), weights, folder, cast)

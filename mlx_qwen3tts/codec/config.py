@@ -63,7 +63,7 @@ class SpeechTokenizerConfig:
     """The top level of `speech_tokenizer/config.json`."""
 
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    encoder_config: dict[str, Any] = field(default_factory=dict)
+    encoder_config: dict[str, Any] = field(default_factory=dict)  # parsed by codec.encoder_config
     model_type: str = MODEL_TYPE
     encoder_valid_num_quantizers: int = 16
     input_sample_rate: int = 24000
@@ -72,8 +72,14 @@ class SpeechTokenizerConfig:
     encode_downsample_rate: int = 1920
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpeechTokenizerConfig:
-        """Builds from the parsed JSON; unknown keys are ignored."""
+    def from_dict(cls, d: dict[str, Any], where: str | Path = "config.json") -> SpeechTokenizerConfig:
+        """Builds from the parsed JSON (unknown keys are ignored); raises ValueError if it is
+        not a 12 Hz speech tokenizer's."""
+        if d.get("model_type") != MODEL_TYPE:
+            raise ValueError(
+                f"{where} has model_type {d.get('model_type')!r}; expected {MODEL_TYPE!r} "
+                "(the 12 Hz speech tokenizer)"
+            )
         kwargs = known_fields(cls, d)
         kwargs.pop("decoder", None)
         return cls(decoder=DecoderConfig.from_dict(d.get("decoder_config") or {}), **kwargs)
@@ -81,10 +87,4 @@ class SpeechTokenizerConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> SpeechTokenizerConfig:
         """Reads a `config.json`; raises ValueError if it is not a 12 Hz speech tokenizer."""
-        d = json.loads(Path(path).read_text(encoding="utf-8"))
-        if d.get("model_type") != MODEL_TYPE:
-            raise ValueError(
-                f"{path} has model_type {d.get('model_type')!r}; expected {MODEL_TYPE!r} "
-                "(the 12 Hz speech tokenizer)"
-            )
-        return cls.from_dict(d)
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), path)

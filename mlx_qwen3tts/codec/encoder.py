@@ -6,7 +6,6 @@ The semantic and acoustic quantizers both start from the same downsampled embedd
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -15,7 +14,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from ..loading import load_strict
+from ..weights import load_module, read_json, require_file
 from .conv import CausalConv1d
 from .encoder_config import EncoderConfig
 from .seanet import SeanetEncoder
@@ -213,15 +212,10 @@ def load_speech_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> Sp
         dtype: cast the network's weights to this type (codebooks stay float32).
     """
     folder = Path(folder)
-    for name in ("config.json", "model.safetensors"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{name} not found in speech tokenizer folder {folder}")
-    config = EncoderConfig.from_speech_tokenizer(json.loads((folder / "config.json").read_text()))
-    model = SpeechEncoder(config)
-    weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
-    if dtype is not None:
-        weights = {k: v if k.endswith("codebooks") else v.astype(dtype) for k, v in weights.items()}
-    load_strict(model, weights, folder)
-    model.eval()
-    mx.eval(model.parameters())
-    return model
+    config = EncoderConfig.from_speech_tokenizer(read_json(require_file(folder / "config.json", "speech tokenizer")))
+    weights = mx.load(str(require_file(folder / "model.safetensors", "speech tokenizer")))
+
+    def cast(k: str, v: mx.array) -> mx.array:
+        return v if dtype is None or k.endswith("codebooks") else v.astype(dtype)
+
+    return load_module(SpeechEncoder(config), weights, folder, cast)

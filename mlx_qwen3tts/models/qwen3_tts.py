@@ -7,6 +7,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from ..config import ModelConfig
+from .speaker_encoder import SpeakerEncoder
 from .talker import Talker
 
 
@@ -15,10 +16,8 @@ class Model(nn.Module):
         super().__init__()
         self.config = config
         self.talker = Talker(config.talker)
-        if config.tts_model_type == "base":
-            from .speaker_encoder import SpeakerEncoder, SpeakerEncoderConfig
-
-            self.speaker_encoder = SpeakerEncoder(SpeakerEncoderConfig.from_dict(config.speaker_encoder))
+        if config.speaker_encoder is not None:
+            self.speaker_encoder = SpeakerEncoder(config.speaker_encoder)
 
     def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
         """Official key names already match this tree; the speaker encoder transposes its convs.

@@ -5,10 +5,7 @@ No BatchNorm anywhere; every conv pads "same" by reflection. Activations are NLC
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -16,34 +13,11 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from ..codec.conv import conv1d
-from ..config import known_fields
-from ..loading import load_strict
+from ..config import SpeakerEncoderConfig
+from ..weights import load_module, read_json, require_file
 from ..mel import MelConfig, mel_spectrogram
 
 PREFIX = "speaker_encoder."
-
-
-@dataclass
-class SpeakerEncoderConfig:
-    mel_dim: int = 128
-    enc_dim: int = 1024
-    enc_channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 1536])
-    enc_kernel_sizes: list[int] = field(default_factory=lambda: [5, 3, 3, 3, 1])
-    enc_dilations: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 1])
-    enc_attention_channels: int = 128
-    enc_res2net_scale: int = 8
-    enc_se_channels: int = 128
-    sample_rate: int = 24000
-
-    @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> SpeakerEncoderConfig:
-        """Reads a `speaker_encoder_config` dict, or the main config.json that holds one."""
-        params = params.get("speaker_encoder_config", params)
-        config = cls(**known_fields(cls, params))
-        n = len(config.enc_channels)
-        if n < 3 or len(config.enc_kernel_sizes) != n or len(config.enc_dilations) != n:
-            raise ValueError("enc_channels, enc_kernel_sizes and enc_dilations need the same length (>= 3)")
-        return config
 
 
 class TDNN(nn.Module):
@@ -182,17 +156,9 @@ class SpeakerEncoder(nn.Module):
 def load_speaker_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> SpeakerEncoder:
     """The speaker encoder of a Base checkpoint folder (`config.json`, `model.safetensors`)."""
     folder = Path(folder)
-    for name in ("config.json", "model.safetensors"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{name} not found in model folder {folder}")
-    params = json.loads((folder / "config.json").read_text())
+    params = read_json(require_file(folder / "config.json", "model"))
     if "speaker_encoder_config" not in params:
         raise ValueError(f"{folder} has no speaker_encoder_config: only Base models can clone voices")
+    weights = mx.load(str(require_file(folder / "model.safetensors", "model")))
     model = SpeakerEncoder(SpeakerEncoderConfig.from_dict(params))
-    weights = model.sanitize(mx.load(str(folder / "model.safetensors")))
-    if dtype is not None:
-        weights = {k: v.astype(dtype) for k, v in weights.items()}
-    load_strict(model, weights, folder)
-    model.eval()
-    mx.eval(model.parameters())
-    return model
+    return load_module(model, weights, folder, None if dtype is None else lambda _, v: v.astype(dtype))

@@ -29,12 +29,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .bench_reference import median_of
-from .blas import reexec_with_openblas, warn_if_slow
-from .generation import HostSyncs
-from .kernel_floor import kernel_floor, time_halves
-from .streaming import DEFAULT_CHUNK_FRAMES
+from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .reference import median_of
+from ..blas import warn_if_slow
+from ..generation import HostSyncs
+from .floor import kernel_floor, time_halves
+from ..streaming import DEFAULT_CHUNK_FRAMES
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def format_table(title: str, results: list[dict]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mlx_qwen3tts.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="mlx-qwen3tts bench", description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="checkpoint folder or Hugging Face repo id")
     source.add_argument("--make-checkpoint", choices=["tiny", "0.6b", "1.7b"],
@@ -226,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[dict]]:
-    from . import load
+    from ..loading import load
 
     tts = load(model, dtype=dtype)
     layers = quantize(tts, bits) if bits else None
@@ -241,14 +241,12 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # a real command line: on Linux, restart with the fast BLAS if needed
-        reexec_with_openblas(["-m", "mlx_qwen3tts.bench", *sys.argv[1:]])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warn_if_slow()
-    from .bench_checkpoint import make_checkpoint
-    from .bench_mlx_audio import benchmark_mlx_audio, find_python, skip_reason
-    from .bench_reference import benchmark_reference
+    from .checkpoint import make_checkpoint
+    from .mlx_audio import benchmark_mlx_audio, find_python, skip_reason
+    from .reference import benchmark_reference
 
     if args.floor_reps < 1:
         print("error: --floor-reps must be at least 1", file=sys.stderr)
@@ -302,4 +300,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..__main__ import run
+
+    sys.exit(run("bench"))

@@ -15,8 +15,8 @@ import time
 import mlx.core as mx
 import mlx.nn as nn
 
-from .generation import FrameStepper
-from .models.talker import Talker
+from ..generation import FrameStepper
+from ..models.talker import Talker
 
 
 def _linears(module: nn.Module) -> list[nn.Module]:

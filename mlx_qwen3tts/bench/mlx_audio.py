@@ -3,7 +3,7 @@
 mlx-audio pins libraries (transformers 5, huggingface_hub 1) that may not sit beside the official
 implementation, so it often lives in a virtual environment of its own: `--mlx-audio-python` names
 that interpreter; by default the current one is used when it can import `mlx_audio`. This file is
-also the child program (`python bench_mlx_audio.py --child ARGS`); its top level imports only the
+also the child program (`python mlx_audio.py --child ARGS`); its top level imports only the
 standard library so that it runs under any interpreter that has mlx-audio.
 
 The child loads the official-layout view of the checkpoint (the one the reference uses), casts its
@@ -64,7 +64,7 @@ def peer_env(forwarder: bool = False) -> dict:
 def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: int, runs: int,
                         python: str, forwarder: bool = False) -> tuple[dict, list[dict]]:
     """The median of `runs` mlx-audio runs after a short warm-up, on the official view of `model`."""
-    from .bench_reference import official_view, run_peer
+    from .reference import official_view, run_peer
 
     view = official_view(Path(model))
     args = {"model": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],

@@ -8,7 +8,8 @@ A third: MLX sends matrix-vector products (every generated token's) to sgemm, wh
 before 0.3.28 runs at half the speed of sgemv. `gemv_forward.c`, built once with the system C
 compiler and preloaded ahead of OpenBLAS, forwards them to sgemv.
 
-The CLI re-executes itself with all three fixed; the library warns once with the fix.
+A command started from the command line restarts itself with all three fixed (once, before it
+loads anything; `MLX_QWEN3TTS_NO_RESTART=1` turns that off); the library warns once with the fix.
 macOS (Accelerate / Metal) needs none of this.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 _REEXEC_MARK = "MLX_QWEN3TTS_BLAS_CHECKED"
+_NO_RESTART = "MLX_QWEN3TTS_NO_RESTART"  # set to 1: a command never restarts itself
 _NO_FORWARD = "MLX_QWEN3TTS_NO_GEMV_FORWARD"  # set to 1 to leave sgemm calls alone
 _SHIM_SOURCE = Path(__file__).with_name("gemv_forward.c")
 _checked = False
@@ -207,11 +209,19 @@ def reexec_with_openblas(argv: list[str]) -> None:
     os.execve(sys.executable, [sys.executable, *argv], env)
 
 
-if __name__ == "__main__":
-    # For shell scripts: eval "$(python -m mlx_qwen3tts.blas)" sets up the fast BLAS in this shell.
-    import shlex
+def _our_command_line(argv: list[str]) -> bool:
+    """Whether the interpreter was started as one of this package's commands: `python -m
+    mlx_qwen3tts...`, an `mlx-qwen3tts-*` console script or the repository's `convert.py`. Anything
+    else (a test runner, a program of the user's) is never restarted."""
+    if len(argv) >= 3 and argv[1] == "-m":
+        return argv[2] == "mlx_qwen3tts" or argv[2].startswith("mlx_qwen3tts.")
+    return len(argv) >= 2 and Path(argv[1]).name.startswith(("mlx-qwen3tts", "convert.py"))
 
-    fixed = fixed_env() or {}
-    for key in ("LD_PRELOAD", "OPENBLAS_CORETYPE"):
-        if fixed.get(key) and fixed.get(key) != os.environ.get(key):
-            print(f"export {key}={shlex.quote(fixed[key])}")
+
+def restart_command_line() -> None:
+    """Restarts this command line with the fast BLAS when it is one of this package's commands
+    (see `reexec_with_openblas`); otherwise, or with MLX_QWEN3TTS_NO_RESTART=1, does nothing."""
+    argv = list(getattr(sys, "orig_argv", []))
+    if os.environ.get(_NO_RESTART) or not _our_command_line(argv):
+        return
+    reexec_with_openblas(argv[1:])

@@ -23,7 +23,7 @@ import time
 import types
 from pathlib import Path
 
-from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
