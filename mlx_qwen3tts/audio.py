@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +14,23 @@ SAMPLE_RATE = 24000
 SAMPLES_PER_FRAME = 1920
 
 
-@dataclass
+@dataclass(frozen=True)
 class AudioChunk:
     """A piece of streamed speech: `samples` continue the previous chunk exactly."""
 
     samples: np.ndarray  # float32, mono, in [-1, 1]
     sample_rate: int
     index: int
-    is_last: bool
+    is_last: bool  # the stream's last chunk (it may be empty when the input ended after the speech)
     frames: int  # codec frames generated so far, this chunk included
     elapsed: float  # seconds since the request started
-    finish_reason: str | None = None  # on the last chunk: "eos", "max_new_tokens", or a guard's
+    # Where an utterance ends: how ("eos", "max_new_tokens", a guard's reason, or "cancelled").
+    finish_reason: str | None = None
+    utterance: int = 0  # utterance number (a TextFeed's flush() starts the next)
+    end_of_utterance: bool = False
+    segment_end: bool = False  # the last chunk of a generation segment
+    bad_frames: int = 0  # where a segment ends: how many of its last frames a guard found faulty
+    codes: np.ndarray | None = None  # (frames of this chunk, 16) int32
 
     @property
     def duration(self) -> float:
@@ -39,8 +45,7 @@ class Audio:
     sample_rate: int
     codes: np.ndarray  # (frames, 16) int32
     seconds: float = 0.0  # compute time
-    finish_reason: str = "eos"  # "eos" | "max_new_tokens" | "budget" | "repetition" | "silence"
-    extra: dict = field(default_factory=dict)
+    finish_reason: str = "eos"  # "eos" | "max_new_tokens" | "budget" | "repetition" | "silence" | "cancelled"
 
     @property
     def duration(self) -> float:
@@ -54,6 +59,15 @@ class Audio:
     def save(self, path: str | os.PathLike) -> Path:
         """Writes WAV, FLAC or OGG (by extension) atomically: a failed write leaves nothing behind."""
         return write_audio(path, self.samples, self.sample_rate)
+
+    @classmethod
+    def from_chunks(cls, chunks: list[AudioChunk], codes: np.ndarray, seconds: float) -> Audio:
+        """A clip from its chunks; its finish reason is the first fault among the utterances'
+        (else how the last one ended)."""
+        reasons = [c.finish_reason for c in chunks if c.finish_reason]
+        faults = [r for r in reasons if r not in ("eos", "max_new_tokens")]
+        samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+        return cls(samples, SAMPLE_RATE, codes, seconds, (faults or reasons or ["eos"])[0 if faults else -1])
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> Path:

@@ -8,10 +8,9 @@ repeating for too long, and a long stretch of near-silence after speech has star
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import mlx.core as mx
 import numpy as np
 
 FRAMES_PER_SECOND = 12.5
@@ -34,22 +33,22 @@ class Guards:
         return int(self.frames_per_token * text_tokens) + self.slack_frames
 
 
-class GuardState:
-    """Watches one generation frame by frame (and chunk by chunk for silence)."""
+GUARD_REASONS = ("budget", "repetition", "silence")
 
-    def __init__(self, guards: Guards, budget: int):
+
+class FrameGuard:
+    """Watches one segment's frames: the budget, and a code (or short cycle) that repeats."""
+
+    def __init__(self, guards: Guards, budget: int | Callable[[], int]):
         self.guards = guards
-        self.budget = budget
+        self._budget = budget if callable(budget) else (lambda: budget)
         self.frames = 0
         self._recent: deque[int] = deque(maxlen=guards.max_period + 1)
         self._runs = [0] * (guards.max_period + 1)  # frames the cycle of each period has held
-        self._heard_speech = False
-        self._silent_samples = 0
-        self.reason: str | None = None
-        self.bad_frames = 0  # trailing frames that belong to the fault
 
-    def frame(self, c0: int) -> str | None:
-        """Records a frame's codebook-0 code; returns the reason to stop, if any."""
+    def __call__(self, c0: int) -> tuple[str, int] | None:
+        """Records a frame's codebook-0 code; returns (reason, trailing frames that belong to the
+        fault) when the segment must stop."""
         g = self.guards
         self.frames += 1
         recent = self._recent
@@ -59,16 +58,26 @@ class GuardState:
         recent.append(c0)
         # A stretch repeating with period p spans its matching frames plus the first p.
         if self._runs[1] and self._runs[1] + 1 >= g.repeat_frames:
-            return self._stop("repetition", self._runs[1] + 1)
+            return "repetition", self._runs[1] + 1
         longest = max((run + p for p, run in enumerate(self._runs) if p >= 2 and run), default=0)
         if longest >= g.cycle_frames:
-            return self._stop("repetition", longest)
-        if self.frames >= self.budget:
-            return self._stop("budget", 0)
+            return "repetition", longest
+        # The budget grows with the text known so far; a live text is complete long before it binds.
+        if self.frames >= self._budget():
+            return "budget", 0
         return None
 
-    def audio(self, samples: np.ndarray, sample_rate: int) -> str | None:
-        """Records decoded audio; returns "silence" after too long a quiet stretch."""
+
+class SilenceGuard:
+    """Watches decoded audio: a long near-silence after speech has started."""
+
+    def __init__(self, guards: Guards):
+        self.guards = guards
+        self._heard_speech = False
+        self._silent_samples = 0
+
+    def __call__(self, samples: np.ndarray, sample_rate: int) -> tuple[str, int] | None:
+        """Records a chunk; returns ("silence", frames of it) after too long a quiet stretch."""
         if not len(samples):
             return None
         if float(np.sqrt(np.mean(np.square(samples)))) >= self.guards.silence_rms:
@@ -77,33 +86,5 @@ class GuardState:
         if self._heard_speech:
             self._silent_samples += len(samples)
             if self._silent_samples >= self.guards.silence_seconds * sample_rate:
-                return self._stop("silence", int(self._silent_samples / sample_rate * FRAMES_PER_SECOND))
+                return "silence", int(self._silent_samples / sample_rate * FRAMES_PER_SECOND)
         return None
-
-    def _stop(self, reason: str, bad_frames: int) -> str:
-        self.reason, self.bad_frames = reason, bad_frames
-        return reason
-
-
-def guarded(frames: Iterator[tuple[mx.array, bool]], state: GuardState | None, outcome: dict,
-            record: list[np.ndarray]) -> Iterator[tuple[mx.array, bool]]:
-    """Passes `(frame, is_last)` through until the source ends or a guard fires; appends each
-    frame's codes to `record` and puts the `finish_reason` ("eos", "max_new_tokens" or the
-    guard's) in `outcome`. Each frame is read back once, here."""
-    count = 0
-    try:
-        for frame, is_last in frames:
-            count += 1
-            row = np.asarray(frame)
-            record.append(row)
-            if state is not None and state.frame(int(row[0])):
-                outcome["finish_reason"] = state.reason
-                yield frame, True
-                return
-            if is_last:
-                outcome["finish_reason"] = "max_new_tokens" if count >= outcome.get("frame_limit", 0) else "eos"
-            yield frame, is_last
-        outcome.setdefault("finish_reason", "eos")
-    finally:
-        if hasattr(frames, "close"):
-            frames.close()

@@ -41,6 +41,9 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
     elif mx.default_device() == mx.cpu and model.talker.codec_head.weight.dtype in (mx.bfloat16, mx.float16):
         logger.warning("half-precision weights run slowly on the CPU: load(..., dtype='float32') makes "
                        "each frame about 1.5x and the first audio about 3.5x faster")
+    if "speaker_encoder" in model:
+        # Small, and full of long sums over time that half precision would round away.
+        model.speaker_encoder.set_dtype(mx.float32)
     mx.eval(model.parameters())
     gen_path = folder / "generation_config.json"
     sampling = SamplingConfig.from_dict(read_json(gen_path)) if gen_path.exists() else SamplingConfig()

@@ -1,35 +1,45 @@
-"""`TTS`: the public API over a loaded checkpoint."""
+"""`TTS`: the public API over a loaded checkpoint; each method composes the pipeline's stages."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 
-from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, Audio, AudioChunk
+from . import worker
+from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .codec import chunked_decode
+from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
-from .sampling import SamplingConfig
 from .generation import generate_frames
-from .guards import Guards, guarded
+from .guards import GUARD_REASONS, Guards
+from .live import TextFeed, feed_from
 from .models.qwen3_tts import Model
-from .request import MAX_SEGMENT_TOKENS, Request, build_request, plan
-from .streaming import DEFAULT_CHUNK_FRAMES
-from .synthesis import GUARD_REASONS, Outcome, segment_frames, synthesize
+from .pipeline import (
+    DEFAULT_CHUNK_FRAMES,
+    Frames,
+    chunk_schedule,
+    cut_faults,
+    decode_chunks,
+    stop_on_silence,
+)
+from .pipeline import trim_silence as trim_quiet
+from .prompt import PromptVectors, tokenize
+from .request import FixedText, Request, build_request, segment_prompt
+from .sampling import SamplingConfig
+from .text import clean_text
+from .text_stream import MAX_SEGMENT_TOKENS
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
 logger = logging.getLogger(__name__)
 
-
-def _stack(rows: list[np.ndarray]) -> np.ndarray:
-    """Frame rows as one (frames, 16) int32 array, also when there are none."""
-    return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
+Text = str | TextFeed | Iterable[str]
 
 
 def _guards(guards: Guards | bool | None) -> Guards:
@@ -38,8 +48,25 @@ def _guards(guards: Guards | bool | None) -> Guards:
     return Guards(enabled=guards is None or bool(guards))
 
 
+def _stack(frames) -> np.ndarray:
+    rows = [f.codes for f in frames if f.codes is not None]
+    return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
+
+
+class Prepared:
+    """One request's prompt, built on the calling thread (for inspection and the benchmark)."""
+
+    def __init__(self, prompt: PromptVectors, sampling: SamplingConfig, seed: int | None):
+        self.prompt, self.sampling, self.seed = prompt, sampling, seed
+
+
 class TTS:
-    """A loaded Qwen3-TTS checkpoint: make codes (and, with the codec, audio) from text."""
+    """A loaded Qwen3-TTS checkpoint: make codes (and, with the codec, audio) from text.
+
+    Every method may be called from any thread, and a stream made on one thread may be read on
+    another: the model's work runs on a thread of the TTS's own. One generation runs at a time;
+    the others wait their turn.
+    """
 
     def __init__(self, model: Model, tokenizer: TextTokenizer, sampling: SamplingConfig,
                  path: Path | None = None, speech_decoder=None):
@@ -50,6 +77,7 @@ class TTS:
         self.path = path
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
+        self._worker = worker.shared()
         self._lock = threading.Lock()
         self._owner: int | None = None
 
@@ -72,42 +100,169 @@ class TTS:
     def __repr__(self) -> str:
         return f"TTS(kind={self.kind!r}, size={self.config.tts_model_size!r}, path={str(self.path)!r})"
 
-    # ------------------------------------------------------------------ requests
+    # -- requests ---------------------------------------------------------------------------
 
-    def prepare(self, text: str, **kwargs) -> Request:
+    def _request(self, **kwargs) -> Request:
+        return build_request(self.config, self.tokenizer, self.sampling, **kwargs)
+
+    def _feed(self, text: Text, max_segment_tokens: int) -> TextFeed:
+        """The stream's text as a feed: a str written whole (and checked now), a feed as it is,
+        any other iterable of pieces pulled by a thread of its own."""
+        if isinstance(text, str):
+            clean_text(text)  # bad text fails here, before the first chunk
+            feed = TextFeed(text)
+        elif isinstance(text, TextFeed):
+            feed = text
+        elif isinstance(text, Iterable) and not isinstance(text, (bytes, bytearray)):
+            feed = feed_from(text)
+        else:
+            raise TypeError(f"text must be a str, a TextFeed or an iterable of str, not {type(text).__name__}")
+        feed.bind(self.tokenizer, max_segment_tokens)
+        return feed
+
+    def prepare(self, text: str, **kwargs) -> Prepared:
         """Validates one request and builds its prompt vectors (no generation, no segmenting)."""
-        return build_request(self, text, **kwargs)
+        request = self._request(**kwargs)
+        tokens = tokenize(self.tokenizer, clean_text(text)).text
+        prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
+        return Prepared(prompt, request.sampling, request.seed)
 
-    @contextmanager
-    def _exclusive(self):
-        # One generation at a time per TTS: other threads wait their turn; the same thread
-        # starting a second one while a stream is open would corrupt the decoder state.
+    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[np.ndarray, bool]]:
+        """The raw generation loop for one request: `(codes, is_last)` per frame ((16,) int32),
+        with no guards and no segmenting."""
+        request = self._request(**kwargs)
+        tokens = tokenize(self.tokenizer, clean_text(text)).text
+
+        def frames():
+            prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
+            for frame, last in generate_frames(self.model.talker, prompt, request.sampling, request.seed):
+                yield np.asarray(frame), last
+
+        return self._run(frames)
+
+    # -- the generation thread ---------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        # One generation at a time: other threads wait their turn; the same thread starting a
+        # second one while its stream is open would wait for itself for ever.
         if self._owner == threading.get_ident():
             raise RuntimeError("this TTS is already generating in this thread: finish or close the open "
                                "stream first")
-        with self._lock:
-            self._owner = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._owner = None
+        self._lock.acquire()
+        self._owner = threading.get_ident()
 
-    def _frames(self, request: Request) -> Iterator[tuple[mx.array, bool]]:
-        return generate_frames(self.model.talker, request.prompt, request.sampling, request.seed)
+    def _release(self) -> None:
+        self._owner = None
+        self._lock.release()
+        # Transients of a request (an offline decode's window can be a GB) go back to the system.
+        self._worker.call(mx.clear_cache)
 
-    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[mx.array, bool]]:
-        """The raw generation loop for one request: `(frame, is_last)` per frame ((16,) int32),
-        with no guards and no segmenting."""
-        return self._frames(self.prepare(text, **kwargs))
+    def _run(self, make: Callable[[], Iterator], feed: TextFeed | None = None) -> Iterator:
+        return self._worker.iterate(make, before=self._acquire, after=self._release,
+                                    cancel=None if feed is None else feed.cancel)
 
-    # ------------------------------------------------------------------ cloning
+    def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
+        return Frames(self.model.talker, self.config, request, feed, guards)
 
-    @property
-    def speech_encoder(self):
-        """The codec encoder (Base models), loaded on first use."""
+    def _chunks(self, request: Request, feed: TextFeed, guards: Guards, chunk_frames,
+                started: float) -> Iterator[AudioChunk]:
+        frames = self._frames(request, feed, guards)
+        chunks = decode_chunks(self._decoder(), frames, chunk_frames, started, request.ref_codes)
+        return stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate_codes(self, text: Text, *, guards: Guards | bool | None = None,
+                       max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> np.ndarray:
+        """Generates the codec codes for `text`: int32 array (frames, 16).
+
+        Keyword arguments: `speaker`, `language`, `instruct`, `voice`, `non_streaming_mode`,
+        `seed` and the sampling knobs (`temperature`, `top_k`, `top_p`, `repetition_penalty`,
+        `subtalker_temperature`, `subtalker_top_k`, `subtalker_top_p`, `max_new_tokens`), which
+        default to the checkpoint's generation_config.json; `temperature=0` is greedy.
+        `guards=False` turns the runaway guards off (the reference behaviour); texts over
+        `max_segment_tokens` are generated sentence group by sentence group.
+        """
+        request, guards = self._request(max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
+        feed = self._feed(text, max_segment_tokens)
+        return _stack(self._run(lambda: iter(self._frames(request, feed, guards)), feed))
+
+    def generate(self, text: Text, *, guards: Guards | bool | None = None, retries: int = 0,
+                 trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
+                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Audio:
+        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip.
+
+        `on_chunk(chunk)` is called with each piece as soon as it is decoded. A segment stopped
+        by a guard keeps its audio before the fault and says why in `finish_reason`; `retries`
+        runs a text again (with the next seed) that many times first.
+        """
+        guards = _guards(guards)
+        seed = kwargs.pop("seed", None)
+        for attempt in range(retries + 1 if isinstance(text, str) else 1):
+            run_seed = None if seed is None else seed + 1000 * attempt
+            request = self._request(seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
+            audio = self._generate(request, self._feed(text, max_segment_tokens), guards, trim_silence, on_chunk)
+            if audio.finish_reason not in GUARD_REASONS or attempt == retries:
+                return audio
+            logger.warning("generation stopped by the %s guard; retrying with another seed", audio.finish_reason)
+
+    def _generate(self, request: Request, feed: TextFeed, guards: Guards, trim_silence: bool, on_chunk) -> Audio:
+        start = time.perf_counter()
+        if not guards.enabled and feed.closed and feed.segments_made == 1 and not trim_silence and on_chunk is None:
+            return self._generate_like_reference(request, feed, start)
+        chunks = []
+        for chunk in self._run(lambda: self._chunks(request, feed, guards, 8, start), feed):
+            if on_chunk is not None:
+                on_chunk(chunk)
+            chunks.append(chunk)
+        codes = np.concatenate([c.codes for c in chunks]) if chunks else np.zeros((0, 16), np.int32)
+        whole = cut_faults(iter(chunks))
+        if trim_silence:
+            whole = trim_quiet(whole, guards.silence_rms)
+        return Audio.from_chunks(list(whole), codes, time.perf_counter() - start)
+
+    def _generate_like_reference(self, request: Request, feed: TextFeed, start: float) -> Audio:
+        """The reference's path: all frames, then the offline (windowed) decode."""
+        frames = list(self._run(lambda: iter(self._frames(request, feed, Guards(enabled=False))), feed))
+        codes = _stack(frames)
+        ref = request.ref_codes
+        if not len(codes):
+            samples = np.zeros(0, np.float32)
+        elif ref is not None:
+            # Decode after the reference codes, then cut their share off, as the reference does.
+            both = self.decode(np.concatenate([ref, codes]))
+            samples = both[int(len(ref) / (len(ref) + len(codes)) * len(both)):]
+        else:
+            samples = self.decode(codes)
+        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, frames[-1].finish_reason or "eos")
+
+    def stream(self, text: Text, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
+               guards: Guards | bool | None = None, trim_silence: bool = False,
+               max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Iterator[AudioChunk]:
+        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
+
+        `text` is a str, a `TextFeed` written by another thread, or any iterable of text pieces
+        (an LLM's deltas): generation starts as soon as the first words are known. The first
+        chunk holds the first frame (80 ms); sizes then follow `chunk_frames` and stay at its
+        last value. Long texts continue segment after segment through the same decoder.
+        Leaving the loop early stops generation. The last chunk has `is_last`; chunks that end
+        an utterance have `end_of_utterance` and `finish_reason`.
+        """
+        start = time.perf_counter()
+        request, guards = self._request(max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
+        next(chunk_schedule(chunk_frames))  # validates now
+        feed = self._feed(text, max_segment_tokens)
+
+        def chunks():
+            out = self._chunks(request, feed, guards, chunk_frames, start)
+            return trim_quiet(out, guards.silence_rms) if trim_silence else out
+
+        return self._run(chunks, feed)
+
+    # -- cloning and audio ------------------------------------------------------------------
+
+    def _encoder(self):
         if self._speech_encoder is None:
-            from .codec.encoder import load_speech_encoder
-
             self._speech_encoder = load_speech_encoder(self.path / "speech_tokenizer")
         return self._speech_encoder
 
@@ -120,108 +275,9 @@ class TTS:
         """
         if isinstance(ref_audio, tuple) and len(ref_audio) == 2:
             ref_audio, sample_rate = ref_audio
-        return clone(self, ref_audio, ref_text, sample_rate=sample_rate, x_vector_only=x_vector_only)
-
-    # ------------------------------------------------------------------ generation
-
-    def generate_codes(self, text: str, *, speaker: str | None = None, language: str | None = "auto",
-                       instruct: str | None = None, voice: Voice | str | Path | None = None,
-                       non_streaming_mode: bool | None = None,
-                       temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                       repetition_penalty: float | None = None, subtalker_temperature: float | None = None,
-                       subtalker_top_k: int | None = None, subtalker_top_p: float | None = None,
-                       max_new_tokens: int | None = None, seed: int | None = None,
-                       guards: Guards | bool | None = None,
-                       max_segment_tokens: int = MAX_SEGMENT_TOKENS) -> np.ndarray:
-        """Generates the codec codes for `text`: int32 array (frames, 16).
-
-        Sampling arguments default to the checkpoint's generation_config.json; `temperature=0`
-        is greedy. `guards=False` turns the runaway guards off (the reference behaviour); texts
-        over `max_segment_tokens` are generated sentence group by sentence group.
-        """
-        requests = plan(self, text, speaker=speaker, language=language, instruct=instruct, voice=voice,
-                        non_streaming_mode=non_streaming_mode, temperature=temperature, top_k=top_k,
-                        top_p=top_p, repetition_penalty=repetition_penalty,
-                        subtalker_temperature=subtalker_temperature, subtalker_top_k=subtalker_top_k,
-                        subtalker_top_p=subtalker_top_p, max_new_tokens=max_new_tokens, seed=seed,
-                        max_segment_tokens=max_segment_tokens)
-        watch: dict = {}
-        with self._exclusive():
-            for _ in segment_frames(self, requests, _guards(guards), Outcome(), watch):
-                pass
-        return _stack(watch["codes"])
-
-    def generate(self, text: str, *, guards: Guards | bool | None = None, retries: int = 0,
-                 trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
-                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Audio:
-        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip.
-
-        `on_chunk(chunk)` is called with each piece as soon as it is decoded. A run stopped by
-        a guard keeps the audio before the fault and says why in `finish_reason`; `retries`
-        runs it again (with the next seed) that many times first.
-        """
-        guards = _guards(guards)
-        seed = kwargs.pop("seed", None)
-        for attempt in range(retries + 1):
-            run_seed = None if seed is None else seed + 1000 * attempt
-            requests = plan(self, text, seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
-            audio = self._generate(requests, guards, trim_silence, on_chunk)
-            if audio.finish_reason not in GUARD_REASONS or attempt == retries:
-                return audio
-            logger.warning("generation stopped by the %s guard; retrying with another seed", audio.finish_reason)
-
-    def _generate(self, requests: list[Request], guards: Guards, trim_silence: bool, on_chunk) -> Audio:
-        start = time.perf_counter()
-        with self._exclusive():
-            if not guards.enabled and len(requests) == 1 and not trim_silence and on_chunk is None:
-                return self._generate_like_reference(requests[0], start)
-            outcome, watch = Outcome(), {}
-            chunks = list(synthesize(self, requests, guards=guards, chunk_frames=8, trim_silence=trim_silence,
-                                     on_chunk=on_chunk, started=start, outcome=outcome, watch=watch))
-        samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
-        codes = _stack(watch["codes"])
-        state = watch.get("state")
-        if state is not None and state.reason in ("repetition", "silence") and state.bad_frames:
-            # Keep the audio before the fault, not the stuck sound or the silence itself.
-            samples = samples[: max(0, len(samples) - state.bad_frames * SAMPLES_PER_FRAME)]
-        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, outcome.finish_reason)
-
-    def _generate_like_reference(self, request: Request, start: float) -> Audio:
-        """The reference's path: all frames, then the offline (windowed) decode."""
-        rows, result = [], {"frame_limit": request.sampling.max_new_tokens - 1}
-        for _ in guarded(self._frames(request), None, result, rows):
-            pass
-        codes = _stack(rows)
-        if not len(codes):
-            samples = np.zeros(0, np.float32)
-        elif request.ref_codes is not None:
-            # Decode after the reference codes, then cut their share off, as the reference does.
-            both = self.decode(np.concatenate([request.ref_codes, codes]))
-            samples = both[int(len(request.ref_codes) / (len(request.ref_codes) + len(codes)) * len(both)):]
-        else:
-            samples = self.decode(codes)
-        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, result["finish_reason"])
-
-    def stream(self, text: str, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
-               guards: Guards | bool | None = None, trim_silence: bool = False,
-               max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Iterator[AudioChunk]:
-        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
-
-        The first chunk holds the first frame (80 ms); sizes then follow `chunk_frames` and
-        stay at its last value. Long texts continue segment after segment through the same
-        decoder. Leaving the loop early stops generation. The last chunk has `is_last` and
-        `finish_reason`.
-        """
-        start = time.perf_counter()
-        requests = plan(self, text, max_segment_tokens=max_segment_tokens, **kwargs)  # validates now
-        return self._locked_stream(requests, _guards(guards), chunk_frames, trim_silence, start)
-
-    def _locked_stream(self, requests, guards, chunk_frames, trim_silence, start) -> Iterator[AudioChunk]:
-        with self._exclusive():
-            yield from synthesize(self, requests, guards=guards, chunk_frames=chunk_frames,
-                                  trim_silence=trim_silence, started=start)
-
-    # ------------------------------------------------------------------ audio
+        encoder = getattr(self.model, "speaker_encoder", None)
+        return self._worker.call(lambda: clone(self.config, self.tokenizer, encoder, self._encoder, ref_audio,
+                                               ref_text, sample_rate=sample_rate, x_vector_only=x_vector_only))
 
     def _decoder(self):
         if self.speech_decoder is None:
@@ -235,11 +291,14 @@ class TTS:
         of context past 300 frames); `full_causal=True` decodes the whole clip at once, which
         is exactly what `stream()` produces.
         """
-        from .codec import chunked_decode
-
-        codes = mx.array(np.asarray(codes, dtype=np.int32))
-        if codes.ndim != 2 or codes.shape[1] != self.config.talker.num_code_groups:
-            raise ValueError(f"codes must have shape (frames, {self.config.talker.num_code_groups}), got {codes.shape}")
+        codes = np.asarray(codes, dtype=np.int32)
+        groups = self.config.talker.num_code_groups
+        if codes.ndim != 2 or codes.shape[1] != groups:
+            raise ValueError(f"codes must have shape (frames, {groups}), got {codes.shape}")
         decoder = self._decoder()
-        wav = decoder(codes[None]) if full_causal else chunked_decode(decoder, codes[None])
-        return np.asarray(wav[0], dtype=np.float32)
+
+        def run() -> np.ndarray:
+            x = mx.array(codes)[None]
+            return np.asarray((decoder(x) if full_causal else chunked_decode(decoder, x))[0], dtype=np.float32)
+
+        return self._worker.call(run)

@@ -12,6 +12,7 @@ import mlx.core as mx
 import numpy as np
 
 from .audio_io import MAX_SECONDS, check_duration, load_audio
+from .prompt import tokenize
 from .weights import SIZE_NAMES, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ class Voice:
     ref_text_ids: tuple[int, ...] | None = None  # the transcript's tokens, as the prompt uses them
     model_kind: str = "base"
     model_size: str = "0b6"
-    # Prompt pieces that depend only on this voice, per model: computed once, never saved.
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # Prompt pieces that depend only on this voice, per model (keyed by the talker's token):
+    # computed once, never saved.
+    prompt_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def in_context(self) -> bool:
@@ -73,7 +75,7 @@ class Voice:
                    None if ids is None else tuple(np.asarray(ids).tolist()),
                    meta.get("model_kind", "base"), meta.get("model_size", "0b6"))
 
-    def check_model(self, kind: str, size: str, hidden: int) -> None:
+    def check_model(self, size: str, hidden: int) -> None:
         """Refuses a voice made for another model size (its x-vector has another width)."""
         if self.x_vector.shape != (hidden,) or size != self.model_size:
             made, this = SIZE_NAMES.get(self.model_size, self.model_size), SIZE_NAMES.get(size, size)
@@ -81,11 +83,14 @@ class Voice:
                              f"{this} model; clone it again with this model")
 
 
-def clone(tts, ref_audio, ref_text: str | None = None, *, sample_rate: int | None = None,
-          x_vector_only: bool = False) -> Voice:
-    """Builds a `Voice` with `tts`'s speaker encoder (and codec encoder for in-context cloning)."""
-    if tts.kind != "base":
-        raise ValueError(f"voice cloning needs a Base model; this is a {tts.kind} model "
+def clone(config, tokenizer, speaker_encoder, speech_encoder, ref_audio, ref_text: str | None = None, *,
+          sample_rate: int | None = None, x_vector_only: bool = False) -> Voice:
+    """Builds a `Voice` from reference audio: the x-vector from `speaker_encoder` and, for
+    in-context cloning, the reference codes from `speech_encoder()` (called only then, as
+    the codec encoder is loaded on first use)."""
+    kind = config.tts_model_type
+    if kind != "base":
+        raise ValueError(f"voice cloning needs a Base model; this is a {kind} model "
                          "(use speaker= or instruct= instead)")
     if not x_vector_only and not (ref_text and ref_text.strip()):
         raise ValueError("in-context cloning needs ref_text, the transcript of the reference audio; "
@@ -95,10 +100,9 @@ def clone(tts, ref_audio, ref_text: str | None = None, *, sample_rate: int | Non
         logger.warning("reference audio is %.1f s long; using its first %d s", len(wav) / 24000, MAX_SECONDS)
         wav = wav[: int(MAX_SECONDS * 24000)]
     check_duration(wav)
-    x_vector = np.asarray(tts.model.speaker_encoder.x_vector(wav).astype(mx.float32))
+    x_vector = np.asarray(speaker_encoder.x_vector(wav).astype(mx.float32))
     if x_vector_only:
-        return Voice(x_vector, model_kind=tts.kind, model_size=tts.config.tts_model_size)
-    codes = tts.speech_encoder.encode(mx.array(wav)[None])[0]
-    ids = tts.tokenizer.encode(f"<|im_start|>assistant\n{ref_text}<|im_end|>\n")[3:-2]
-    return Voice(x_vector, np.asarray(codes, np.int32), ref_text, tuple(ids), tts.kind,
-                 tts.config.tts_model_size)
+        return Voice(x_vector, model_kind=kind, model_size=config.tts_model_size)
+    codes = speech_encoder().encode(mx.array(wav)[None])[0]
+    ids = tokenize(tokenizer, "", ref_text=ref_text).ref_text
+    return Voice(x_vector, np.asarray(codes, np.int32), ref_text, ids, kind, config.tts_model_size)

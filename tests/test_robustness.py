@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import mlx_qwen3tts
-from mlx_qwen3tts.guards import GuardState, Guards
+from mlx_qwen3tts.guards import FrameGuard, Guards, SilenceGuard
 from mlx_qwen3tts.text import clean_text
+from mlx_qwen3tts.text_stream import segment_tokens
 from tiny import make_tiny_checkpoint
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing softly "
@@ -86,14 +87,14 @@ def test_retry_uses_another_seed(never_eos, caplog):
 
 
 def test_guard_state_detects_cycles_and_silence():
-    state = GuardState(Guards(cycle_frames=12, max_period=3), budget=1000)
-    reasons = [state.frame(c) for c in [5, 9, 3] * 10]
+    guard = FrameGuard(Guards(cycle_frames=12, max_period=3), budget=1000)
+    reasons = [(guard(c) or (None,))[0] for c in [5, 9, 3] * 10]
     assert "repetition" in reasons and reasons.index("repetition") < 20
-    quiet = GuardState(Guards(silence_seconds=1.0), budget=1000)
-    assert quiet.audio(np.zeros(48000, np.float32), 24000) is None  # no speech yet: a pause, not a fault
-    assert quiet.audio(np.full(1920, 0.1, np.float32), 24000) is None
-    assert quiet.audio(np.zeros(12000, np.float32), 24000) is None
-    assert quiet.audio(np.zeros(12000, np.float32), 24000) == "silence"
+    quiet = SilenceGuard(Guards(silence_seconds=1.0))
+    assert quiet(np.zeros(48000, np.float32), 24000) is None  # no speech yet: a pause, not a fault
+    assert quiet(np.full(1920, 0.1, np.float32), 24000) is None
+    assert quiet(np.zeros(12000, np.float32), 24000) is None
+    assert quiet(np.zeros(12000, np.float32), 24000)[0] == "silence"
 
 
 def test_trailing_silence_is_trimmed_on_request(tts):
@@ -110,7 +111,7 @@ def test_long_text_streams_in_segments_without_a_seam(tts):
     assert chunks[-1].is_last and [c.index for c in chunks] == list(range(len(chunks)))
     frames = chunks[-1].frames
     assert len(np.concatenate([c.samples for c in chunks])) == frames * 1920
-    segments = len(mlx_qwen3tts.request.plan(tts, text, speaker="vivian"))
+    segments = len(segment_tokens(tts.tokenizer, text))
     assert segments >= 10 and frames == 3 * segments  # every segment spoke, back to back
 
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import mlx_qwen3tts
-from mlx_qwen3tts.streaming import chunk_schedule
+from mlx_qwen3tts.pipeline import chunk_schedule
 from tiny import make_tiny_checkpoint
 
 ARGS = dict(speaker="vivian", language="english", seed=11, max_new_tokens=40)

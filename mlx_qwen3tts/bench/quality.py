@@ -16,7 +16,6 @@ import mlx.core as mx
 import numpy as np
 from mlx_lm.models.cache import KVCache
 
-from ..generation import predict_frame
 from ..sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -62,34 +61,28 @@ def greedy_frames(tts, prompt, frames: int) -> np.ndarray:
     n_audio = tts.config.talker.codebook_size
     greedy = Sampler(do_sample=False)
     cache = [KVCache() for _ in talker.model.layers]
-    cp_cache = [KVCache() for _ in talker.code_predictor.model.layers]
     logits, hidden = talker(prompt.prefill, cache)
+    logits, hidden = logits[:, -1], hidden[:, -1:]
     out = []
     for k in range(frames):
-        c0 = greedy(logits[:, -1, :n_audio])
-        frame = predict_frame(talker, hidden[:, -1:], c0, cp_cache, greedy, None)  # (1, 16)
+        cp_cache = [KVCache() for _ in talker.code_predictor.model.layers]
+        frame = talker.predict_frame(hidden, greedy(logits[:, :n_audio]), cp_cache, greedy, None)  # (1, 16)
         out.append(np.asarray(frame[0]))
         if k + 1 < frames:
-            logits, hidden = talker((talker.embed_frame(frame) + prompt.text_at(k))[:, None], cache)
+            logits, hidden = talker.feed(frame, prompt.text_at(k), cache)
     return np.stack(out)
 
 
 def teacher_forced(tts, prompt, codes: np.ndarray) -> tuple[mx.array, mx.array]:
     """Float32 log-probs of the talker (F, vocab) and of the code predictor (F, 15, vocab) on `codes`."""
     talker = tts.model.talker
-    cp = talker.code_predictor
     c = mx.array(codes)
     feeds = talker.embed_frame(c[:-1]) + mx.stack([prompt.text_at(k) for k in range(len(codes) - 1)])
     seq = mx.concatenate([prompt.prefill, feeds[None].astype(prompt.prefill.dtype)], axis=1)
     logits, hidden = talker(seq)
     start = prompt.prefill.shape[1] - 1
     logits, hidden = logits[0, start:], hidden[0, start:]  # (F, ...) one per frame
-    # Code predictor input per frame: [talker hidden, E_0(code0), E_1(code1), ..., E_14(code14)].
-    x = [hidden[:, None], talker.embed_codec(c[:, 0])[:, None]]
-    x += [cp.model.codec_embedding[q](c[:, q + 1])[:, None] for q in range(cp.config.num_code_groups - 2)]
-    h = cp.model(cp.project(mx.concatenate(x, axis=1).astype(hidden.dtype)))
-    cp_logits = mx.stack([cp.lm_head[q](h[:, q + 1]) for q in range(cp.config.num_code_groups - 1)], axis=1)
-    return (_log_softmax(logits), _log_softmax(cp_logits))
+    return _log_softmax(logits), _log_softmax(talker.forced_frame_logits(hidden, c))
 
 
 def _log_softmax(x: mx.array) -> mx.array:

@@ -34,7 +34,7 @@ from .reference import median_of
 from ..blas import warn_if_slow
 from ..generation import HostSyncs
 from .floor import kernel_floor, time_halves
-from ..streaming import DEFAULT_CHUNK_FRAMES
+from ..pipeline import DEFAULT_CHUNK_FRAMES
 
 logger = logging.getLogger(__name__)
 

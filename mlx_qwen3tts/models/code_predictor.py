@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mlx.core as mx
 import mlx.nn as nn
 
@@ -39,3 +41,30 @@ class CodePredictor(nn.Module):
         """Talker-wide inputs (B, L, D) at codebook `step` (1..15) -> logits for that codebook."""
         h = self.model(self.project(embeds), cache)
         return self.lm_head[step - 1](h[:, -1])
+
+    def sample_frame(self, hidden: mx.array, c0: mx.array, c0_embedding: mx.array, cache: list,
+                     draw: Callable[[mx.array, mx.array | None], mx.array], keys: mx.array | None) -> mx.array:
+        """Codebooks 1..15 of one frame, drawn one after another: (B, 16) with `c0` first.
+
+        The first step sees the talker's hidden state and codebook 0's embedding; each later step
+        the embedding of the code just drawn. `cache` must be empty (positions start at 0).
+        """
+        x = mx.concatenate([hidden, c0_embedding[:, None]], axis=1)
+        codes = [c0]
+        for step in range(1, self.config.num_code_groups):
+            token = draw(self(x, step, cache), None if keys is None else keys[step - 1])
+            codes.append(token)
+            x = self.model.codec_embedding[step - 1](token)[:, None]
+        return mx.stack(codes, axis=-1)
+
+    def forced_logits(self, hidden: mx.array, c0_embedding: mx.array, codes: mx.array) -> mx.array:
+        """Teacher-forced logits of codebooks 1..15 for frames `codes` (F, 16): (F, 15, vocab).
+
+        One pass over `[hidden, E_0(c0), E_1(c1), ..., E_14(c14)]` with a causal mask: the same
+        computation `sample_frame` does step by step, for frames whose codes are given.
+        """
+        steps = self.config.num_code_groups - 1
+        x = [hidden[:, None], c0_embedding[:, None]]
+        x += [self.model.codec_embedding[q](codes[:, q + 1])[:, None] for q in range(steps - 1)]
+        h = self.model(self.project(mx.concatenate(x, axis=1).astype(hidden.dtype)))
+        return mx.stack([self.lm_head[q](h[:, q + 1]) for q in range(steps)], axis=1)

@@ -14,8 +14,8 @@ from mlx.utils import tree_flatten
 
 from ..codec.conv import conv1d
 from ..config import SpeakerEncoderConfig
-from ..weights import load_module, read_json, require_file
 from ..mel import MelConfig, mel_spectrogram
+from ..weights import load_module, read_json, require_file
 
 PREFIX = "speaker_encoder."
 

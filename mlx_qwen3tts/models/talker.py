@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+
 import mlx.core as mx
 import mlx.nn as nn
 
 from ..config import TalkerConfig
 from .code_predictor import CodePredictor
-from .layers import DecoderStack
+from .layers import DecoderStack, FrameCache
+
+# Compiled frames kept per talker: one per sampler setting in use, the oldest dropped first.
+MAX_COMPILED_FRAMES = 4
+_TOKENS = itertools.count()
 
 
 class TextProjection(nn.Module):
@@ -37,6 +46,10 @@ class Talker(nn.Module):
         self.text_projection = TextProjection(config.text_hidden_size, config.hidden_size)
         self.codec_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.code_predictor = CodePredictor(config.code_predictor, config.hidden_size)
+        # Kept outside the module tree: never a parameter, never saved. The token is this
+        # talker's for good, so caches of other objects can be keyed by it (an id() is reused).
+        self.__dict__["token"] = next(_TOKENS)
+        self.__dict__["_frames"] = OrderedDict()
 
     def embed_text(self, ids: mx.array) -> mx.array:
         """Text-side vectors: every text token, control tokens included, goes through the projection."""
@@ -46,13 +59,55 @@ class Talker(nn.Module):
         return self.model.codec_embedding(ids)
 
     def embed_frame(self, codes: mx.array) -> mx.array:
-        """Sum of the 16 codebook embeddings of frames `codes` (..., 16): the talker's feedback."""
-        h = self.model.codec_embedding(codes[..., 0])
-        for q, table in enumerate(self.code_predictor.model.codec_embedding):
-            h = h + table(codes[..., q + 1])
-        return h
+        """Sum of the 16 codebook embeddings of frames `codes` (..., 16): the talker's feedback.
+
+        Summed once in float32, as the reference does: sixteen half-precision additions in a
+        row would round fifteen times.
+        """
+        rows = [self.model.codec_embedding(codes[..., 0])]
+        rows += [table(codes[..., q + 1]) for q, table in enumerate(self.code_predictor.model.codec_embedding)]
+        return mx.stack(rows).astype(mx.float32).sum(axis=0).astype(rows[0].dtype)
 
     def __call__(self, embeds: mx.array, cache: list | None = None) -> tuple[mx.array, mx.array]:
         """One forward over (B, L, D) input vectors: (codebook-0 logits, final-normed hidden)."""
         h = self.model(embeds, cache)
         return self.codec_head(h), h
+
+    def feed(self, frame: mx.array, text: mx.array, cache: list) -> tuple[mx.array, mx.array]:
+        """One step: frame `(B, 16)` fed back with its text-side vector `(D,)`; returns the
+        next codebook-0 logits `(B, V)` and their hidden state `(B, 1, D)`."""
+        logits, hidden = self((self.embed_frame(frame) + text)[:, None], cache)
+        return logits[:, -1], hidden
+
+    def predict_frame(self, hidden: mx.array, c0: mx.array, cache: list,
+                      draw: Callable[[mx.array, mx.array | None], mx.array], keys: mx.array | None) -> mx.array:
+        """The frame `(B, 16)` whose codebook 0 is `c0`, from the hidden state that drew it."""
+        return self.code_predictor.sample_frame(hidden, c0, self.embed_codec(c0), cache, draw, keys)
+
+    def forced_frame_logits(self, hidden: mx.array, codes: mx.array) -> mx.array:
+        """Teacher-forced code-predictor logits `(F, 15, vocab)` for frames `codes` `(F, 16)`
+        and the talker hidden states `(F, D)` that drew their codebook 0."""
+        return self.code_predictor.forced_logits(hidden, self.embed_codec(codes[:, 0]), codes)
+
+    def compiled_frame(self, draw) -> Callable[[mx.array, mx.array, mx.array], mx.array]:
+        """`predict_frame` as one compiled graph, `(hidden, c0, keys) -> (1, 16)`, for sampler `draw`.
+
+        The cache lives inside the graph at its final size, so every frame replays one trace.
+        The weights are the graph's inputs, read at every call: new weights need no new trace,
+        while a change of structure (quantizing) retraces by itself.
+        """
+        cached = self._frames
+        if draw in cached:
+            cached.move_to_end(draw)
+            return cached[draw]
+        n = self.config.code_predictor.num_code_groups
+        talker = weakref.ref(self)  # the talker owns the compiled graph, not the other way round
+
+        def frame(hidden: mx.array, c0: mx.array, keys: mx.array) -> mx.array:
+            cache = [FrameCache(n) for _ in talker().code_predictor.model.layers]
+            return talker().predict_frame(hidden, c0, cache, draw, keys)
+
+        cached[draw] = fn = mx.compile(frame, inputs=[self.code_predictor, self.model.codec_embedding])
+        while len(cached) > MAX_COMPILED_FRAMES:
+            cached.popitem(last=False)
+        return fn

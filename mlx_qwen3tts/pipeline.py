@@ -1,0 +1,259 @@
+"""From text to audio in stages: frames out of the loop, decoded chunks, guards and trimming.
+
+Each stage is a generator over the stage before it and yields frozen results that carry what a
+consumer needs; it builds new results rather than changing what it was handed, and closes only
+its own source. Each stage is handed its collaborators (talker, decoder, guards), never the TTS.
+
+    frames()         segments back to back, one frame guard per segment: `Frame`s, the finish
+                     reason decided here and nowhere else
+    decode_chunks()  one continuous decoder over every segment: `AudioChunk`s
+    stop_on_silence  ends a segment that has gone silent for too long (through `Frames`)
+    cut_faults()     drops a fault's frames from a whole clip, in place
+    trim_silence()   drops the quiet the model leaves at the end of each utterance
+
+The fault rule: a guard that fires ends the segment it fired in, and the next segment goes on;
+the stream's finish reason is the first fault, else how its last segment ended. The frames that
+belong to the fault (`bad_frames` on the segment's last frame) have been streamed already;
+`cut_faults` removes them when the whole clip is wanted (`TTS.generate`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+import mlx.core as mx
+import numpy as np
+
+from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, AudioChunk
+from .config import ModelConfig
+from .generation import generate_frames, generation_stream, wired_limit
+from .guards import FrameGuard, Guards, SilenceGuard
+from .live import Cancelled
+from .models.talker import Talker
+from .request import Request, segment_prompt
+
+DEFAULT_CHUNK_FRAMES = (1, 2, 4, 8)
+WINDOW = SAMPLE_RATE // 50  # 20 ms; divides a frame, so windows stay on one grid across chunks
+KEEP = SAMPLE_RATE // 5  # silence kept after the last sound: a natural pause
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One generated frame (read back once, in `frames`), or the stream's end marker."""
+
+    codes: np.ndarray | None  # (16,) int32; None only on an end marker (nothing left to decode)
+    index: int  # across the stream
+    segment: int
+    utterance: int
+    segment_end: bool = False
+    utterance_end: bool = False
+    is_last: bool = False
+    finish_reason: str | None = None  # where an utterance (or the stream) ends: how it ended
+    bad_frames: int = 0  # on a segment's last frame: how many of its last frames are a fault's
+
+
+class Frames:
+    """The frames of a request, segment after segment, with one way back: `end_segment`.
+
+    `text` is the request's `TextFeed`; cancelling it stops generation within one frame.
+    """
+
+    def __init__(self, talker: Talker, config: ModelConfig, request: Request, text, guards: Guards,
+                 compiled: bool = True):
+        self._args = (talker, config, request, text, guards, compiled)
+        self._stop: tuple[str, int] | None = None
+        self._gen = self._frames()
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._gen
+
+    def __next__(self) -> Frame:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def end_segment(self, reason: str, bad_frames: int) -> None:
+        """Ends the current segment at its next frame (a fault found downstream, in the audio)."""
+        self._stop = (reason, bad_frames)
+
+    def _segment(self, segment, utterance_faults: list[str]) -> Iterator[Frame]:
+        """One segment's frames; the last one marks the end (a marker when there are none)."""
+        talker, config, request, text, guards, compiled = self._args
+        prompt = segment_prompt(talker, config, request, segment)
+        guard = FrameGuard(guards, lambda: guards.budget(segment.known)) if guards.enabled else None
+        limit = request.sampling.max_new_tokens - 1  # the last draw gets no residual codes
+        loop = generate_frames(talker, prompt, request.sampling, request.seed_of(segment.index), compiled)
+        codes, fault, ended, self._stop = None, None, "eos", None
+        try:
+            for count, (frame, last) in enumerate(loop, start=1):
+                if text.cancelled:
+                    raise Cancelled()
+                codes = np.asarray(frame)
+                fault = guard(int(codes[0])) if guard is not None else None
+                if self._stop is not None:  # the frame after the silent chunk belongs to the fault too
+                    fault, self._stop = (self._stop[0], self._stop[1] + 1), None
+                if fault or last:
+                    ended = fault[0] if fault else ("max_new_tokens" if count >= limit else "eos")
+                    break
+                yield Frame(codes, -1, segment.index, segment.utterance)
+        finally:
+            loop.close()
+        if fault:
+            utterance_faults.append(fault[0])
+        segment.tokens()  # text the model never reached is dropped, as it is from a whole text
+        is_last = text.is_last(segment)
+        if codes is None and not (segment.ends_utterance or is_last):
+            return  # no frame at all, and no boundary to mark
+        reason = utterance_faults[0] if utterance_faults else ended
+        yield Frame(codes, -1, segment.index, segment.utterance, True, segment.ends_utterance, is_last,
+                    reason if segment.ends_utterance or is_last else None, fault[1] if fault else 0)
+
+    def _frames(self) -> Iterator[Frame]:
+        talker, config, request, text, guards, compiled = self._args
+        index, utterance, faults, reason, open_utterance = 0, -1, [], "eos", False
+        with wired_limit(generation_stream()):
+            try:
+                for segment in text.segments():
+                    if segment.utterance != utterance:
+                        utterance, faults = segment.utterance, []
+                    for frame in self._segment(segment, faults):
+                        yield replace(frame, index=index)
+                        index += frame.codes is not None
+                        if frame.is_last:
+                            return
+                        reason = frame.finish_reason or reason
+                        open_utterance = not frame.utterance_end
+                if not text.spoke:
+                    raise ValueError("text is empty: it has no letters or digits to speak")
+            except Cancelled:
+                reason = "cancelled"
+            # The input ended (or was cancelled) after the last frame went out: an end marker.
+            yield Frame(None, index, -1, utterance, True, open_utterance, True, reason)
+
+
+def decode_chunks(decoder, frames: Iterable[Frame], chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
+                  started: float | None = None, left_context: np.ndarray | None = None) -> Iterator[AudioChunk]:
+    """Decodes frames into `AudioChunk`s as soon as each chunk is full, through one decoder.
+
+    Chunk sizes follow `chunk_frames`, starting again after every segment (a segment's end
+    closes a chunk, so the audio after a new prefill comes out fast). `left_context` codes
+    (frames, 16) go through the decoder first, their audio dropped. The decoder's streaming
+    state is reset before and after, also when the consumer stops early.
+    """
+    started = time.perf_counter() if started is None else started
+    schedule = chunk_schedule(chunk_frames)
+    want, pending, total, index = next(schedule), [], 0, 0
+    decoder.reset_state()
+    try:
+        if left_context is not None and len(left_context):
+            mx.eval(decoder.step(mx.array(np.asarray(left_context, np.int32))[None]))
+        for frame in frames:
+            if frame.codes is not None:
+                pending.append(frame.codes)
+                total += 1
+            if len(pending) < want and not frame.segment_end:
+                continue
+            codes = np.stack(pending) if pending else np.zeros((0, 16), np.int32)
+            if pending:
+                samples = np.asarray(decoder.step(mx.array(codes)[None])[0], dtype=np.float32)
+            else:
+                samples = np.zeros(0, np.float32)
+            yield AudioChunk(samples, SAMPLE_RATE, index, frame.is_last, total, time.perf_counter() - started,
+                             frame.finish_reason, frame.utterance, frame.utterance_end, frame.segment_end,
+                             frame.bad_frames, codes)
+            if frame.is_last:
+                return
+            pending, index = [], index + 1
+            if frame.segment_end:
+                schedule = chunk_schedule(chunk_frames)
+            want = next(schedule)
+    finally:
+        decoder.reset_state()
+        _close(frames)
+
+
+def _close(source) -> None:
+    # Each stage closes its own source, which stops the stages (and the generation) before it.
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
+def chunk_schedule(chunk_frames: int | tuple[int, ...] | list[int]) -> Iterator[int]:
+    """Frames per chunk: the ramp as given, then its last size for ever."""
+    sizes = (chunk_frames,) if isinstance(chunk_frames, int) else tuple(chunk_frames)
+    if not sizes or any(not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"chunk_frames must be positive frame counts, got {chunk_frames!r}")
+    yield from sizes
+    while True:
+        yield sizes[-1]
+
+
+def stop_on_silence(chunks: Iterator[AudioChunk], guards: Guards, frames: Frames) -> Iterator[AudioChunk]:
+    """Passes chunks on; a segment gone silent for too long after speech is ended upstream."""
+    guard = SilenceGuard(guards)
+    try:
+        for chunk in chunks:
+            if chunk.segment_end:
+                guard = SilenceGuard(guards)  # one watch per segment
+            elif fault := guard(chunk.samples, chunk.sample_rate):
+                frames.end_segment(*fault)
+            yield chunk
+    finally:
+        _close(chunks)
+
+
+def cut_faults(chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
+    """Holds each segment's chunks until it ends, then drops the audio of its fault's frames."""
+    held: list[AudioChunk] = []
+    try:
+        for chunk in chunks:
+            held.append(chunk)
+            if not (chunk.segment_end or chunk.is_last):
+                continue
+            cut = chunk.bad_frames * SAMPLES_PER_FRAME
+            for i in reversed(range(len(held))):
+                if cut <= 0:
+                    break
+                keep = max(0, len(held[i].samples) - cut)
+                cut -= len(held[i].samples) - keep
+                held[i] = replace(held[i], samples=held[i].samples[:keep])
+            yield from held
+            held = []
+    finally:
+        _close(chunks)
+
+
+def loud_end(samples: np.ndarray, rms: float) -> int:
+    """The index just past the last 20 ms window at or above `rms` (0 if none)."""
+    n = len(samples) // WINDOW
+    energy = np.sqrt(np.mean(np.square(samples[: n * WINDOW].reshape(n, WINDOW)), axis=1))
+    loud = np.flatnonzero(energy >= rms)
+    if len(samples) > n * WINDOW and np.sqrt(np.mean(np.square(samples[n * WINDOW:]))) >= rms:
+        return len(samples)
+    return int(loud[-1] + 1) * WINDOW if len(loud) else 0
+
+
+def trim_silence(chunks: Iterator[AudioChunk], rms: float) -> Iterator[AudioChunk]:
+    """Holds back quiet audio until something audible follows; where an utterance ends, keeps
+    only a short pause of it. The result does not depend on the chunk sizes."""
+    held = np.zeros(0, np.float32)  # trailing quiet audio not yet known to be a pause
+    index = 0
+    try:
+        for chunk in chunks:
+            audio = np.concatenate([held, chunk.samples])
+            end = loud_end(audio, rms)
+            if chunk.end_of_utterance:
+                end = min(len(audio), end + KEEP)
+            samples, held = audio[:end], audio[end:]
+            if chunk.end_of_utterance:
+                held = np.zeros(0, np.float32)
+            if not len(samples) and not (chunk.end_of_utterance or chunk.is_last):
+                continue
+            yield replace(chunk, samples=samples, index=index)
+            index += 1
+    finally:
+        _close(chunks)
