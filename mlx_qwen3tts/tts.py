@@ -299,6 +299,9 @@ class TTS:
 
         def run() -> np.ndarray:
             x = mx.array(codes)[None]
-            return np.asarray((decoder(x) if full_causal else chunked_decode(decoder, x))[0], dtype=np.float32)
+            # A copy, so the MLX buffer goes now and the cache is cleared of it too.
+            wav = np.array((decoder(x) if full_causal else chunked_decode(decoder, x))[0], dtype=np.float32)
+            mx.clear_cache()  # a window's transients can be a GB
+            return wav
 
         return self._worker.call(run)
