@@ -59,15 +59,16 @@ def test_conv_transpose_matmul_equals_native(kernel, stride, frames):
     assert max_diff(conv_transpose1d(x, w, stride), ref) < 1e-5
 
 
-def test_native_ops_are_used_off_the_cpu(monkeypatch):
+def test_native_convs_off_the_cpu_but_the_transposed_conv_is_rewritten_everywhere(monkeypatch):
     import mlx_qwen3tts.codec.conv as conv
 
     monkeypatch.setattr(conv, "_on_cpu", lambda: False)
     monkeypatch.setattr(conv, "conv1d_taps", None)
-    monkeypatch.setattr(conv, "conv_transpose1d_matmul", None)
     x = _normal(1, 30, 4)
     assert conv.conv1d(x, _normal(4, 7, 4), dilation=3).shape == (1, 12, 4)
-    assert conv.conv_transpose1d(x, _normal(4, 4, 4), 2).shape == (1, 62, 4)
+    # The GPU's native transposed conv does about `stride` times the work of the rewrite.
+    monkeypatch.setattr(conv, "conv_transpose1d_matmul", lambda x, w, s: "rewrite")
+    assert conv.conv_transpose1d(x, _normal(4, 4, 4), 2) == "rewrite"
 
 
 # ----------------------------------------------------------------- whole-clip semantics
