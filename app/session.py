@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .pipeline import Progress, feed
 from .player import Player
-from mlx_qwen3tts.text import estimate_seconds, split_sentences
+from mlx_qwen3tts.text import estimate_seconds
 
 
 class Speech:
@@ -43,7 +43,7 @@ class Speech:
             raise error
         return True
 
-    def _run(self, make_streams: Callable[[], object], expected: float) -> None:
+    def _run(self, make_streams: Callable[[], object], expected: float | None) -> None:
         try:
             self.player.expect(expected)
             self.progress = feed(make_streams(), [self.player], stop=self._stop)
@@ -57,12 +57,12 @@ class Speech:
             self._finished.set()
 
 
-def speak(tts, text: str, *, block: bool = True, device: int | str | None = None, **kwargs) -> Speech:
-    """Plays `text` as it is generated, sentence after sentence, with no gaps between sentences.
+def speak(tts, text, *, block: bool = True, device: int | str | None = None, **kwargs) -> Speech:
+    """Plays `text` as it is generated: one generation context, one stream, no gaps.
 
     Args:
         tts: a loaded `mlx_qwen3tts.TTS` (anything with `stream()` and `sample_rate`).
-        text: what to say; long text is split into sentences.
+        text: what to say: a str, a `TextFeed` or an iterable of pieces still being written.
         block: wait until everything has played (Ctrl-C stops it); False returns at once and
             generates on a background thread.
         device: sounddevice output device; None for the default.
@@ -74,11 +74,10 @@ def speak(tts, text: str, *, block: bool = True, device: int | str | None = None
     Raises:
         ValueError: for empty text; `NoOutputDevice` when nothing can play sound.
     """
-    sentences = split_sentences(text)
-    if not sentences:
+    if isinstance(text, str) and not text.strip():
         raise ValueError("the text is empty")
     speech = Speech(Player(tts.sample_rate, device=device).open())
-    args = (lambda: (tts.stream(s, **kwargs) for s in sentences), sum(map(estimate_seconds, sentences)))
+    args = (lambda: [tts.stream(text, **kwargs)], estimate_seconds(text) if isinstance(text, str) else None)
     if block:
         speech._run(*args)
         speech.wait()

@@ -1,21 +1,26 @@
 """`speak`: say text out loud as it is generated, and/or write it to a file.
 
     python -m mlx_qwen3tts.speak "Hello there."
-    echo "Long text..." | python -m mlx_qwen3tts.speak - --speaker ryan --output hello.wav
+    some-llm | python -m mlx_qwen3tts.speak - --speaker ryan --output hello.wav
+
+Text from stdin is spoken as it arrives: generation starts after the first words. All the text
+of one run is one generation context through one decoder, whatever its source.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
-from mlx_qwen3tts.text import estimate_seconds, split_sentences
+from mlx_qwen3tts.text import estimate_seconds
 
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
 MODEL_ENV = "MLX_QWEN3TTS_MODEL"
@@ -74,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int)
     s.add_argument("--top-p", type=float)
     s.add_argument("--repetition-penalty", type=float)
-    s.add_argument("--max-new-tokens", type=int, help="most codec frames per sentence")
+    s.add_argument("--max-new-tokens", type=int, help="most codec frames per generation segment")
     s.add_argument("--seed", type=int)
+    s.add_argument("--text-layout", choices=["streaming", "whole"], default="streaming",
+                   help="streaming (default): the model reads the text as it speaks, so speech starts "
+                        "after the first words; whole: each segment's text sits in the prompt first")
     s.add_argument("--keep-silence", action="store_true",
                    help="keep the silence the model leaves after each sentence (trimmed by default)")
     o = p.add_argument_group("output")
@@ -89,8 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_text(args: argparse.Namespace, stdin=None) -> str:
-    """The text from --file, the argument, or stdin ('-' or piped input)."""
+def stdin_pieces(stdin) -> Iterator[str]:
+    """Stdin as it arrives, in whatever pieces the pipe delivers (UTF-8 decoded across them)."""
+    raw = getattr(stdin, "buffer", None)
+    if raw is None or not hasattr(raw, "read1"):  # a text stream (tests, IDEs): read what it has
+        yield from iter(lambda: stdin.read(4096), "")
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    while data := raw.read1(4096):
+        try:
+            yield decoder.decode(data)
+        except UnicodeDecodeError as e:
+            raise UsageError(f"stdin is not UTF-8 text ({e.reason}); send UTF-8") from None
+    yield decoder.decode(b"", final=True)
+
+
+def read_text(args: argparse.Namespace, stdin=None) -> str | Iterator[str]:
+    """The text from --file or the argument, or stdin's pieces as they arrive ('-' or piped)."""
     stdin = stdin or sys.stdin
     if args.file and args.text:
         raise UsageError("give the text either as an argument or with --file, not both")
@@ -103,7 +126,7 @@ def read_text(args: argparse.Namespace, stdin=None) -> str:
             raise UsageError(f"{args.file} is not UTF-8 text (bad byte at position {e.start}); "
                              "save it as UTF-8") from None
     if args.text == "-" or (args.text is None and not stdin.isatty()):
-        return stdin.read()
+        return stdin_pieces(stdin)
     if args.text is None:
         raise UsageError("no text: give it as an argument, with --file, or on stdin")
     return args.text
@@ -132,10 +155,11 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
-    kwargs = {"language": args.language, "speaker": args.speaker, "instruct": args.instruct, "voice": voice}
+    kwargs = {"language": args.language, "speaker": args.speaker, "instruct": args.instruct, "voice": voice,
+              "non_streaming_mode": args.text_layout == "whole"}
     for name in ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed"):
         kwargs[name] = getattr(args, name)
-    if not getattr(args, "keep_silence", False):
+    if not args.keep_silence:
         kwargs["trim_silence"] = True
     if kwargs["speaker"]:
         kwargs["speaker"] = kwargs["speaker"].lower()
@@ -180,11 +204,11 @@ class Status:
 
 def run(args: argparse.Namespace) -> int:
     listing = args.list_speakers or args.list_languages
-    sentences: list[str] = []
+    text: str | Iterator[str] = ""
     if not listing:
         check_args(args)
-        sentences = split_sentences(read_text(args))
-        if not sentences:
+        text = read_text(args)
+        if isinstance(text, str) and not text.strip():
             raise UsageError("the text is empty")
     play = not args.no_play and not listing
     if args.device is not None and args.device.isdigit():
@@ -214,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
         if args.save_voice:
             voice.save(args.save_voice)
     kwargs = generation_kwargs(args, tts, voice)
-    estimates = [estimate_seconds(s) for s in sentences]
-    log.debug("%d sentences, about %.1f s of speech", len(sentences), sum(estimates))
+    # A whole text sizes the playback buffer; text still arriving leaves it to the player.
+    estimate = estimate_seconds(text) if isinstance(text, str) else None
 
     try:
         player = open_player(tts.sample_rate, args.device) if play else None
@@ -227,13 +251,6 @@ def run(args: argparse.Namespace) -> int:
     progress: Progress | None = None
     interrupted = False
 
-    def on_sentence(p: Progress) -> None:
-        nonlocal progress
-        progress = p
-        if player is not None:
-            # Re-aim the prebuffer at what is actually left, now that this sentence's length is known.
-            player.expect(p.audio_seconds + sum(estimates[p.sentences :]))
-
     def on_chunk(p: Progress) -> None:
         nonlocal progress
         progress = p
@@ -241,9 +258,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if player is not None:
-            player.expect(sum(estimates))
-        streams = (tts.stream(s, **kwargs) for s in sentences)
-        progress = feed(streams, sinks, on_chunk=on_chunk, on_sentence=on_sentence)
+            player.expect(estimate)
+        progress = feed([tts.stream(text, **kwargs)], sinks, on_chunk=on_chunk)
         if player is not None:
             player.drain()
     except KeyboardInterrupt:

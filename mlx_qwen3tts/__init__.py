@@ -8,10 +8,10 @@ from ._deferred_mlx_lm import defer_mlx_lm_init
 
 defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seconds of start-up
 
-__all__ = ["Audio", "AudioChunk", "TTS", "Voice", "load"]
+__all__ = ["Audio", "AudioChunk", "TTS", "TextFeed", "Voice", "load"]
 __version__ = "0.1.0"
 
-_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "Voice": "voice",
+_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "TextFeed": "live", "Voice": "voice",
             "load": "loading"}
 
 

@@ -154,6 +154,8 @@ def decode_chunks(decoder, frames: Iterable[Frame], chunk_frames: int | tuple[in
             if frame.codes is not None:
                 pending.append(frame.codes)
                 total += 1
+            if frame.finish_reason == "cancelled":
+                pending = []  # a cancelled stream stops now: nothing more is decoded
             if len(pending) < want and not frame.segment_end:
                 continue
             codes = np.stack(pending) if pending else np.zeros((0, 16), np.int32)

@@ -56,6 +56,7 @@ class FakeTTS:
     def stream(self, text, **kwargs):
         if kwargs.get("speaker") not in self.speakers:
             raise ValueError(f"unknown speaker {kwargs.get('speaker')!r}; choose one of: ryan, vivian")
+        text = text if isinstance(text, str) else "".join(text)  # live input: its pieces joined
         self.calls.append((text, kwargs))
         return self._chunks(len(self.calls) - 1, speech(text))
 
@@ -144,11 +145,12 @@ def one_error_line(capsys) -> str:
 def test_output_wav_without_playing(env, tmp_path):
     out = tmp_path / "hello.wav"
     assert speak.main(["Hello there. How are you today?", "--no-play", "-o", str(out), "-q"]) == 0
-    assert [text for text, _ in env.tts.calls] == ["Hello there.", "How are you today?"]
+    # One generation context for the whole text: the model segments it, not the command.
+    assert [text for text, _ in env.tts.calls] == ["Hello there. How are you today?"]
     assert env.players == []
     samples, sr = sf.read(out, dtype="float32")
     assert sr == SR
-    expected = np.concatenate([speech("Hello there."), speech("How are you today?")])
+    expected = speech("Hello there. How are you today?")
     np.testing.assert_allclose(samples, expected, atol=1 / 32767 + 1e-6)  # 16-bit WAV
 
 
@@ -166,8 +168,8 @@ def test_all_sentences_go_to_one_player(env):
     player = env.players[0]
     np.testing.assert_array_equal(np.concatenate(player.written), np.concatenate(env.tts.produced))
     assert player.events == ["finish", "drain", "close"]
-    assert len(player.expected) == 1 + 3 and all(s > 0 for s in player.expected)
-    assert env.tts.closed == 3
+    assert len(player.expected) == 1 and player.expected[0] > 0
+    assert env.tts.closed == 1
 
 
 def test_flags_reach_the_model(env, tmp_path):
@@ -178,7 +180,7 @@ def test_flags_reach_the_model(env, tmp_path):
     (_, kwargs), = env.tts.calls
     assert kwargs == {"speaker": "vivian", "language": "english", "instruct": "calm", "temperature": 0.7,
                       "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7,
-                      "trim_silence": True}
+                      "trim_silence": True, "non_streaming_mode": False}
     env.tts.calls.clear()
     assert speak.main(["Hello.", "--keep-silence", "-q"]) == 0
     assert "trim_silence" not in env.tts.calls[0][1]
@@ -193,7 +195,7 @@ def test_custom_voice_gets_a_default_speaker(env):
 def test_text_from_stdin_dash(env, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("From stdin. Two sentences."))
     assert speak.main(["-", "-q"]) == 0
-    assert [t for t, _ in env.tts.calls] == ["From stdin.", "Two sentences."]
+    assert [t for t, _ in env.tts.calls] == ["From stdin. Two sentences."]
 
 
 def test_text_from_piped_stdin_without_argument(env, monkeypatch):
@@ -206,7 +208,7 @@ def test_text_from_file(env, tmp_path):
     f = tmp_path / "story.txt"
     f.write_text("Chapter one.\n\nIt was a dark night. 夜です。", encoding="utf-8")
     assert speak.main(["--file", str(f), "-q"]) == 0
-    assert [t for t, _ in env.tts.calls] == ["Chapter one.", "It was a dark night.", "夜です。"]
+    assert [t for t, _ in env.tts.calls] == ["Chapter one.\n\nIt was a dark night. 夜です。"]
 
 
 def test_model_from_flag_env_or_default(env, monkeypatch):
@@ -232,20 +234,20 @@ def test_clone_voice_is_made_once_and_saved(env, tmp_path):
     argv = ["One. Two.", "--ref-audio", str(ref), "--ref-text", "hello", "--save-voice", str(saved), "-q"]
     assert speak.main(argv) == 0
     voices = [kw["voice"] for _, kw in env.tts.calls]
-    assert len(voices) == 2 and voices[0] is voices[1]  # the prompt is reused across sentences
+    assert len(voices) == 1  # one stream: the voice prompt serves every segment
     assert voices[0].args == (str(ref), "hello", False)
     assert saved.read_text() == "voice"
 
 
 def test_ctrl_c_mid_stream_keeps_a_complete_output(env, tmp_path):
-    env.tts.interrupt_at = (1, 1)  # second sentence, second chunk
+    env.tts.interrupt_at = (0, 2)  # third chunk
     out = tmp_path / "partial.wav"
     assert speak.main(["First one. Second one.", "-o", str(out), "-q"]) == 130
     assert env.players[0].events == ["stop", "close"]
-    assert env.tts.closed == 2  # generation of the interrupted sentence was stopped
+    assert env.tts.closed == 1  # generation was stopped
     samples, _ = sf.read(out, dtype="float32")
     np.testing.assert_allclose(samples, np.concatenate(env.tts.produced), atol=1 / 32767 + 1e-6)
-    assert samples.size == speech("First one.").size + CHUNK
+    assert samples.size == 2 * CHUNK
     assert sorted(os.listdir(tmp_path)) == ["partial.wav"]  # no temporary files left
 
 
@@ -451,9 +453,8 @@ def session(monkeypatch):
 def test_api_speak_blocks_until_played(session):
     tts = FakeTTS()
     speech = session.speak(tts, "One here. Two there.", speaker="vivian", seed=1)
-    assert speech.done and speech.progress.sentences == 2
-    assert [(t, kw) for t, kw in tts.calls] == [("One here.", {"speaker": "vivian", "seed": 1}),
-                                                ("Two there.", {"speaker": "vivian", "seed": 1})]
+    assert speech.done and speech.progress.sentences == 1
+    assert [(t, kw) for t, kw in tts.calls] == [("One here. Two there.", {"speaker": "vivian", "seed": 1})]
     np.testing.assert_array_equal(np.concatenate(speech.player.written), np.concatenate(tts.produced))
     assert speech.player.events == ["open", "finish", "drain", "close"]
 
