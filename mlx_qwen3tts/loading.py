@@ -16,6 +16,7 @@ from .sampling import SamplingConfig
 from .tokenizer import TextTokenizer
 from .tts import TTS
 from .weights import check_checkpoint_config, load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
+from .weights import safetensors_format
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
     check_checkpoint_config(raw, folder)
     config = ModelConfig.from_dict(raw)
     model = Model(config)
-    weights = model.sanitize(read_safetensors(folder))
+    weights = model.sanitize(read_safetensors(folder), safetensors_format(folder))
     # Converted folders may be quantized: rebuild those layers before the strict load.
     apply_quantization(model, raw.get("quantization"), weights, folder)
     load_strict(model, weights, folder)
@@ -50,3 +51,4 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
                                 "whole checkpoint again")
     decoder = load_speech_decoder(folder / "speech_tokenizer")
     return TTS(model, tokenizer, sampling, path=folder, speech_decoder=decoder)
+
