@@ -156,10 +156,10 @@ class SpeakerEncoder(nn.Module):
 def conv_layout(weights: dict[str, mx.array], shapes: dict[str, tuple], fmt: str | None = None) -> str:
     """"pt" or "mlx": the layout of the conv weights in `weights`.
 
-    Each conv's kernel size is known by its name (`shapes`, this module's `(out, k, in)`, from
-    the config): the axis that holds it decides. A conv whose input width equals its kernel size
-    says nothing, so shapes alone are never guessed from; `fmt`, the file's safetensors
-    `format`, decides only if no conv tells (mlx-audio's shape guess misfires on narrow convs).
+    Each conv's kernel size is known by its name (`shapes`: this module's `(out, k, in)`, from
+    the config), so the axis that holds it tells the layout; a conv whose input width equals its
+    kernel size tells nothing and is skipped, never guessed at. `fmt`, the file's safetensors
+    `format`, decides only when no conv tells.
     """
     seen = set()
     for name, value in weights.items():
