@@ -9,7 +9,7 @@ import re
 import sys
 
 SUMMARY = re.compile(r"=*\s*((?:\d+ [a-z]+(?:, )?)+) in [\d.]+s(?: \([\d:]+\))?\s*=*")
-COLLECTED = re.compile(r"(\d+) tests? collected in .*")
+COLLECTED = re.compile(r"(\d+)(?:/\d+)? tests? collected(?: \(\d+ deselected\))? in .*")  # "2/11 ... (9 deselected)" with -k
 RAN = ("passed", "failed", "skipped", "xfailed", "xpassed")
 
 

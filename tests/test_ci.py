@@ -48,5 +48,7 @@ def test_summary_counts_must_match_the_collection(tmp_path):
     assert ok.returncode == 0, ok.stderr
     short = check(tmp_path, "....\n9 passed, 2 skipped in 3.21s\n", collected)
     assert short.returncode == 1 and "11 tests ran, 12 were collected" in short.stderr
+    selected = check(tmp_path, "2 passed, 9 deselected in 0.5s\n", "2/11 tests collected (9 deselected) in 0.68s\n")
+    assert selected.returncode == 0, selected.stderr  # PYTEST_ADDOPTS=-k ... selects for both runs
     broken = check(tmp_path, "10 passed in 1s\n", "ERROR collecting tests/test_a.py\n")
     assert broken.returncode == 1 and "did not say how many tests" in broken.stderr
