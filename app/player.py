@@ -93,9 +93,9 @@ class Player:
         self._fade = fade_curve(self.fade_len)
         self._latency, self._blocksize, self._tap = latency, blocksize, tap
         self._buf = np.zeros(max(int(buffer_seconds * sample_rate), 1), dtype=np.float32)
+        # A plain lock, no Condition or Event: a Ctrl-C landing in Condition.__exit__ (Python code)
+        # left the lock held, and stop() and the audio callback then waited for it forever.
         self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
-        self._done = threading.Event()
         self._stream = None
         self._read = self._write = 0  # absolute sample counters; the ring index is counter % size
         self._stopping = False
@@ -112,7 +112,7 @@ class Player:
         self._first_t = self._last_t = 0.0
         self._first_len = self._last_len = self._produced = self._writes = 0
         self._expected: float | None = None
-        self._done.clear()
+        self._done = False  # everything written has been played (or cut by stop())
 
     # -- stream lifetime -------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Player:
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if x.size == 0:
             return
-        with self._space:
+        with self._lock:
             if self._finished:
                 self._new_utterance()
             now = time.perf_counter()
@@ -174,18 +174,13 @@ class Player:
             self._last_t, self._last_len = now, x.size
             self._writes += 1
             self._produced += x.size
-            pos = 0
-            while pos < x.size:
+        pos = 0
+        while True:
+            with self._lock:
                 if self._stopping:
                     return
-                free = self._buf.size - (self._write - self._read)
-                if free == 0:
-                    # A full ring must play whatever the estimate says, or nothing ever moves.
-                    self._start()
-                    self._space.wait(0.05)
-                    continue
-                piece = x[pos : pos + free]
-                if self._fade_in_left:
+                piece = x[pos : pos + self._buf.size - (self._write - self._read)]
+                if self._fade_in_left and piece.size:
                     k = self.fade_len - self._fade_in_left
                     m = min(self._fade_in_left, piece.size)
                     piece = piece.copy()
@@ -193,7 +188,12 @@ class Player:
                     self._fade_in_left -= m
                 self._put(piece)
                 pos += piece.size
-            self._maybe_start()
+                if pos == x.size:
+                    self._maybe_start()
+                    return
+                # A full ring must play whatever the estimate says, or nothing ever moves.
+                self._start()
+            time.sleep(0.01)  # the ring is full: let the callback free space, the lock released
 
     def finish(self) -> None:
         """Marks the end of the utterance: fades its tail and lets playback run to the end."""
@@ -210,25 +210,25 @@ class Player:
     def drain(self, timeout: float | None = None) -> bool:
         """Waits until everything written has been played; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        # Short waits keep Ctrl-C responsive in the calling thread.
-        while not self._done.wait(0.05):
+        while not self._done:
             if self._stream is None or not self._stream.active:
                 return self._write == self._read
             if deadline is not None and time.monotonic() > deadline:
                 return False
+            time.sleep(0.01)
         if self._stream is not None:
             time.sleep(min(self._stream.latency, 0.5))  # what the device still holds
         return True
 
     def stop(self) -> None:
         """Cuts playback now: a short fade-out, then silence; the stream is closed."""
-        with self._space:
+        with self._lock:
             self._stopping = True
-            self._space.notify_all()
-        if self._stream is not None and self._stream.active:
-            self._done.wait(0.1)
+        deadline = time.monotonic() + 0.1  # for the callback's fade-out
+        while not self._done and self._stream is not None and self._stream.active and time.monotonic() < deadline:
+            time.sleep(0.005)
         self.close()
-        self._done.set()
+        self._done = True
 
     # -- consumer side (audio thread) ------------------------------------------------------
 
@@ -283,19 +283,17 @@ class Player:
                     out[:n] *= fade_curve(n)[::-1] if n else 1.0
                     self._playing = False
                 self._read = self._write
-                self._done.set()
+                self._done = True
             elif self._playing:
                 n = min(frames, available)
                 self._get(out, n)
                 if n < frames:
                     if self._finished:
-                        self._done.set()
+                        self._done = True
                     else:
                         self.underruns += 1
                         self._playing = False  # wait for the buffer to refill, see _needed_seconds
             self.delivered += n
-            if n:
-                self._space.notify_all()
         out[n:] = 0
         if self._tap is not None:
             self._tap(out.copy())

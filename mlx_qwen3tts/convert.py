@@ -25,6 +25,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from .weights import SIZE_NAMES, check_checkpoint_config, load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
+from .weights import safetensors_format
 from .quantize import BITS, DEFAULT_BITS, DEFAULT_GROUP_SIZE, GROUP_SIZES, RECIPES, quantize_model
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _write_model(source: Path, out: Path, raw: dict, recipe: str | None, group_s
     from .models.qwen3_tts import Model
 
     model = Model(ModelConfig.from_dict(raw))
-    weights = model.sanitize(read_safetensors(source))
+    weights = model.sanitize(read_safetensors(source), safetensors_format(source))
     if any(k.endswith(".scales") for k in weights):
         raise ValueError(f"{source} is already quantized; convert from the float (official) checkpoint")
     load_strict(model, weights, source)

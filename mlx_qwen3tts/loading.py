@@ -15,7 +15,8 @@ from .quantize import apply_quantization
 from .sampling import SamplingConfig
 from .tokenizer import TextTokenizer
 from .tts import TTS
-from .weights import check_checkpoint_config, load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
+from .weights import CODEC_REPO, check_checkpoint_config, load_strict, parse_dtype, read_json, read_safetensors, resolve_checkpoint
+from .weights import safetensors_format
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,10 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
     folder = resolve_checkpoint(path_or_repo)
     raw = read_json(folder / "config.json")
     check_checkpoint_config(raw, folder)
+    check_speech_tokenizer(folder)
     config = ModelConfig.from_dict(raw)
     model = Model(config)
-    weights = model.sanitize(read_safetensors(folder))
+    weights = model.sanitize(read_safetensors(folder), safetensors_format(folder))
     # Converted folders may be quantized: rebuild those layers before the strict load.
     apply_quantization(model, raw.get("quantization"), weights, folder)
     load_strict(model, weights, folder)
@@ -48,8 +50,17 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
     gen_path = folder / "generation_config.json"
     sampling = SamplingConfig.from_dict(read_json(gen_path)) if gen_path.exists() else SamplingConfig()
     tokenizer = TextTokenizer.from_folder(folder)
-    if not (folder / "speech_tokenizer").is_dir():
-        raise FileNotFoundError(f"the speech_tokenizer/ folder is missing from {folder}; download the "
-                                "whole checkpoint again")
     decoder = load_speech_decoder(folder / "speech_tokenizer")
     return TTS(model, tokenizer, sampling, path=folder, speech_decoder=decoder)
+
+
+def check_speech_tokenizer(folder: Path) -> None:
+    """Refuses, before the model loads, a folder without the codec's weights (mlx-audio's
+    converter left `speech_tokenizer/model.safetensors` out for a few days in January 2026)."""
+    codec = folder / "speech_tokenizer"
+    how = f"download it from {CODEC_REPO}: huggingface-cli download {CODEC_REPO} --local-dir {codec}"
+    if not codec.is_dir():
+        raise FileNotFoundError(f"the speech_tokenizer/ folder is missing from {folder}; {how}")
+    if not (codec / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{codec / 'model.safetensors'} is missing: this checkpoint has no codec "
+                                f"(speech tokenizer) weights; {how}")

@@ -69,8 +69,8 @@ def check_checkpoint_config(raw: dict, folder: Path) -> None:
         raise ValueError(f"{folder} uses the {raw.get('tokenizer_type')!r} codec; only the 12 Hz models are supported")
 
 
-def read_safetensors(folder: Path, stem: str = "model") -> dict[str, mx.array]:
-    """Reads `stem.safetensors`, or every shard listed in `stem.safetensors.index.json`."""
+def safetensors_files(folder: Path, stem: str = "model") -> list[Path]:
+    """`stem.safetensors`, or every shard listed in `stem.safetensors.index.json`."""
     single, index = folder / f"{stem}.safetensors", folder / f"{stem}.safetensors.index.json"
     if single.exists():
         files = [single]
@@ -78,10 +78,32 @@ def read_safetensors(folder: Path, stem: str = "model") -> dict[str, mx.array]:
         files = [folder / name for name in sorted(set(read_json(index)["weight_map"].values()))]
     else:
         raise FileNotFoundError(f"{single.name} (or a sharded {index.name}) is missing from {folder}")
-    weights: dict[str, mx.array] = {}
     for file in files:
         if not file.exists():
             raise FileNotFoundError(f"weight shard {file.name} is missing from {folder}")
+    return files
+
+
+def safetensors_format(folder: Path, stem: str = "model") -> str | None:
+    """The `format` the files' metadata name ("pt" from PyTorch, "mlx" from MLX converters), or
+    None when they name none or disagree. Reads only the headers."""
+    formats = set()
+    for file in safetensors_files(folder, stem):
+        with open(file, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            try:  # a damaged file has no format; read_safetensors says what is wrong with it
+                header = json.loads(f.read(size)) if size <= file.stat().st_size else {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                header = {}
+        metadata = header.get("__metadata__") if isinstance(header, dict) else None
+        formats.add(metadata.get("format") if isinstance(metadata, dict) else None)
+    return formats.pop() if len(formats) == 1 else None
+
+
+def read_safetensors(folder: Path, stem: str = "model") -> dict[str, mx.array]:
+    """Reads `stem.safetensors`, or every shard listed in `stem.safetensors.index.json`."""
+    weights: dict[str, mx.array] = {}
+    for file in safetensors_files(folder, stem):
         try:
             weights.update(mx.load(str(file)))
         except Exception as e:  # mx.load reports corrupt files as bare runtime errors

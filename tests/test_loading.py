@@ -157,3 +157,23 @@ def test_voice_file_errors(tmp_path):
     np.testing.assert_array_equal(loaded.x_vector, voice.x_vector)
     np.testing.assert_array_equal(loaded.ref_codes, voice.ref_codes)
     assert (loaded.ref_text, loaded.ref_text_ids) == ("hi there", (1, 2))
+
+
+def test_safetensors_format_is_read_from_the_headers(tmp_path):
+    from mlx_qwen3tts.weights import safetensors_format
+
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), {"a": mx.zeros(2)}, metadata={"format": "mlx"})
+    assert safetensors_format(tmp_path) == "mlx"
+    mx.save_safetensors(str(tmp_path / "model.safetensors"), {"a": mx.zeros(2)})
+    assert safetensors_format(tmp_path) is None
+    (tmp_path / "model.safetensors").write_bytes(b"\xff" * 64)  # damaged: no format, no crash
+    assert safetensors_format(tmp_path) is None
+    (tmp_path / "model.safetensors").unlink()
+    for name, fmt in (("a.safetensors", "pt"), ("b.safetensors", "mlx")):
+        mx.save_safetensors(str(tmp_path / name), {name: mx.zeros(2)}, metadata={"format": fmt})
+    index = {"weight_map": {"a.safetensors": "a.safetensors", "b.safetensors": "b.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert safetensors_format(tmp_path) is None  # shards that disagree name no format
+    index["weight_map"].pop("b.safetensors")
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert safetensors_format(tmp_path) == "pt"

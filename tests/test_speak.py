@@ -331,6 +331,10 @@ from mlx_qwen3tts.app import speak
 """
 
 SIGINT_CHILD = LIGHT_SPEAK + """
+import signal
+# As in a terminal's foreground job: pytest started in the background by a non-interactive shell
+# passes SIGINT down ignored, and Python then installs no KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from mlx_qwen3tts.audio import AudioChunk
 
 class SlowTTS:

@@ -13,6 +13,7 @@ from mlx_qwen3tts.audio_io import load_audio
 from mlx_qwen3tts.models.speaker_encoder import (
     SpeakerEncoder,
     SpeakerEncoderConfig,
+    conv_layout,
     load_speaker_encoder,
 )
 from reference import randomize_, requires_reference, write_speechlike_wav
@@ -49,6 +50,26 @@ def test_shapes_and_strict_loading():
     del loaded["fc.bias"]
     with pytest.raises(ValueError):
         model.load_weights(list(loaded.items()), strict=True)
+
+
+def test_conv_layout_is_read_off_the_known_kernel_sizes():
+    # Res2Net width 3 with kernel 3: those convs are (3, 3, 3) in both layouts, where a guess from
+    # the shapes alone transposed MLX-layout weights. blocks.0 (kernel 5, 128 in) tells the layout.
+    model = SpeakerEncoder(SpeakerEncoderConfig.from_dict(TINY | {"enc_channels": [24, 24, 24, 24, 72]}))
+    mx.eval(model.parameters())
+    flat = dict(tree_flatten(model.parameters()))
+    square = "blocks.1.res2net_block.blocks.0.conv.weight"
+    assert flat[square].shape == (3, 3, 3)
+    official = {k: v.transpose(0, 2, 1) if v.ndim == 3 else v for k, v in flat.items()}
+    for weights, fmt in ((flat, "mlx"), (flat, "pt"), (flat, None), (official, "pt"), (official, "mlx"), (official, None)):
+        loaded = model.sanitize({f"speaker_encoder.{k}": v for k, v in weights.items()}, fmt)
+        assert all(mx.array_equal(loaded[k], flat[k]) for k in flat), fmt
+    shapes = {k: v.shape for k, v in flat.items()}
+    # The file's metadata decides only when no conv can tell.
+    assert conv_layout({square: flat[square]}, shapes, "mlx") == "mlx"
+    assert conv_layout({square: flat[square]}, shapes, None) == "pt"
+    with pytest.raises(ValueError, match="mix the PyTorch"):
+        conv_layout({"blocks.0.conv.weight": flat["blocks.0.conv.weight"], "fc.weight": official["fc.weight"]}, shapes)
 
 
 def test_missing_files(tmp_path):

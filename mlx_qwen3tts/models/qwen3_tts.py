@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten
 
 from ..config import ModelConfig
-from .speaker_encoder import SpeakerEncoder
+from .speaker_encoder import PREFIX, SpeakerEncoder
 from .talker import Talker
 
 
@@ -19,21 +18,11 @@ class Model(nn.Module):
         if config.speaker_encoder is not None:
             self.speaker_encoder = SpeakerEncoder(config.speaker_encoder)
 
-    def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Official key names already match this tree; the speaker encoder transposes its convs.
-
-        Converted weights pass through: a kernel already shaped `(out, k, in)` as the module
-        wants is not transposed again (ECAPA kernels never have `k == in`, so this is unambiguous).
-        """
-        if "speaker_encoder" not in self:
-            return {k: v for k, v in weights.items() if not k.startswith("speaker_encoder.")}
-        shapes = {f"speaker_encoder.{k}": v.shape for k, v in tree_flatten(self.speaker_encoder.parameters())}
-        spk, out = {}, {}
-        for k, v in weights.items():
-            converted = v.ndim == 3 and v.shape == shapes.get(k) and v.shape[1] != v.shape[2]
-            if k.startswith("speaker_encoder.") and not converted:
-                spk[k] = v
-            else:
-                out[k] = v
-        out.update({f"speaker_encoder.{k}": v for k, v in self.speaker_encoder.sanitize(spk).items()})
+    def sanitize(self, weights: dict[str, mx.array], fmt: str | None = None) -> dict[str, mx.array]:
+        """Official and mlx-community key names already match this tree; the speaker encoder's
+        convs come in either layout (`SpeakerEncoder.sanitize`). `fmt`: the safetensors format."""
+        out = {k: v for k, v in weights.items() if not k.startswith(PREFIX)}
+        if "speaker_encoder" in self:
+            spk = {k: v for k, v in weights.items() if k.startswith(PREFIX)}
+            out.update({PREFIX + k: v for k, v in self.speaker_encoder.sanitize(spk, fmt).items()})
         return out

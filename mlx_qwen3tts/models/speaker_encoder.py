@@ -134,23 +134,49 @@ class SpeakerEncoder(nn.Module):
         dtype = self.fc.weight.dtype
         return self(mx.array(mels)[None].astype(dtype))[0]
 
-    def sanitize(self, weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Official `speaker_encoder.*` tensors -> MLX names and layouts.
+    def sanitize(self, weights: dict[str, mx.array], fmt: str | None = None) -> dict[str, mx.array]:
+        """`speaker_encoder.*` tensors (official or MLX layout) -> this module's names and layout.
 
-        Conv weights go from `(out, in, k)` to `(out, k, in)`. Keys that already name one of
-        this module's parameters are taken as converted and passed through; all else is dropped.
+        Keys with the prefix are taken, and so are un-prefixed keys naming one of this module's
+        parameters; all else is dropped. Conv weights are `(out, in, k)` in PyTorch files and
+        `(out, k, in)` in MLX ones; `conv_layout` says which a set of weights holds.
         """
-        own = {k for k, _ in tree_flatten(self.parameters())}
+        own = dict(tree_flatten(self.parameters()))
         out = {}
         for key, value in weights.items():
             if key.startswith(PREFIX):
-                key = key[len(PREFIX) :]
-                if key.endswith(".weight") and value.ndim == 3:
-                    value = value.transpose(0, 2, 1)
-                out[key] = value
+                out[key[len(PREFIX) :]] = value
             elif key in own:
                 out[key] = value
+        if conv_layout(out, {k: v.shape for k, v in own.items()}, fmt) == "pt":
+            out = {k: v.transpose(0, 2, 1) if v.ndim == 3 else v for k, v in out.items()}
         return out
+
+
+def conv_layout(weights: dict[str, mx.array], shapes: dict[str, tuple], fmt: str | None = None) -> str:
+    """"pt" or "mlx": the layout of the conv weights in `weights`.
+
+    Each conv's kernel size is known by its name (`shapes`: this module's `(out, k, in)`, from
+    the config), so the axis that holds it tells the layout; a conv whose input width equals its
+    kernel size tells nothing and is skipped, never guessed at. `fmt`, the file's safetensors
+    `format`, decides only when no conv tells.
+    """
+    seen = set()
+    for name, value in weights.items():
+        want = shapes.get(name)
+        if want is None or len(want) != 3 or value.ndim != 3 or want[1] == want[2]:
+            continue
+        out, k, width = want
+        if tuple(value.shape) == (out, k, width):
+            seen.add("mlx")
+        elif tuple(value.shape) == (out, width, k):
+            seen.add("pt")
+    if len(seen) > 1:
+        raise ValueError("the speaker encoder's conv weights mix the PyTorch (out, in, kernel) and MLX "
+                         "(out, kernel, in) layouts; convert the checkpoint again from the official one")
+    if seen:
+        return seen.pop()
+    return "mlx" if fmt == "mlx" else "pt"
 
 
 def load_speaker_encoder(folder: str | Path, dtype: mx.Dtype | None = None) -> SpeakerEncoder:
