@@ -1,0 +1,137 @@
+"""The Unicode facts incremental cleaning rests on, and cleaning and segmenting under random splits."""
+
+import random
+import re
+import sys
+import unicodedata
+
+import pytest
+
+from mlx_qwen3tts.text import Cleaner, _stable, _visible, clean_text
+from mlx_qwen3tts.text_stream import TextStream, segment_tokens
+from mlx_qwen3tts.tokenizer import TextTokenizer
+from tiny import write_text_tokenizer
+
+ALL = [chr(c) for c in range(sys.maxunicode + 1)]
+# Raw material for random texts: every kind of character the cleaner and splitter treat apart.
+FRAGMENTS = (list("abcXYZ019 .,;:!?…\"'()[]」』）】。！？、，你好日本語한국<|>_-\n\t\r\x00\x0b")
+             + ["\u0301", "\u0327", "\u11a8", "\u1161", "\u1100", "\u200b", "\u200d", "\ufeff", "\u00ad", "\u00a0",
+                "\u2028", "\u2000", "👍", "🏽", "🇯", "🇵", "Mr.", "No. 5", "e.g.", "3.14", "it's", "<|im_end|>",
+                "<tts_text_bos", "_single>", "  ", "\r\n\r\n", "\n \n"])
+
+
+def _compositions() -> dict[str, str]:
+    """second -> composite for every canonical pair that NFC composes (Hangul is algorithmic)."""
+    pairs = {}
+    for c in ALL:
+        d = unicodedata.decomposition(c)
+        if d and not d.startswith("<") and len(parts := d.split()) == 2:
+            first, second = chr(int(parts[0], 16)), chr(int(parts[1], 16))
+            if unicodedata.normalize("NFC", first + second) == c:
+                pairs[second] = c
+    return pairs
+
+
+def test_regex_whitespace_is_isspace():
+    # The cleaner splits runs with `\s` and the splitter skips spaces with isspace: the same set.
+    space = re.compile(r"\s")
+    assert [c for c in ALL if bool(space.match(c)) != c.isspace()] == []
+
+
+def test_nfc_never_joins_a_stable_character_to_what_precedes_it():
+    seconds = set(_compositions()) | {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
+    for c in ALL:
+        if _stable(c):
+            first = unicodedata.normalize("NFD", c)[0]
+            assert unicodedata.combining(first) == 0 and first not in seconds, hex(ord(c))
+    # Whitespace, the hint's safe place, is stable: a space always lets the text before it out.
+    assert all(_stable(c) for c in ALL if c.isspace())
+
+
+def test_a_visible_stable_character_stays_visible():
+    # The cleaner ends a whitespace run as soon as such a character arrives, before NFC is done with it.
+    composites = _compositions().values()
+    for c in [c for c in ALL if _stable(c) and _visible(c)]:
+        assert _visible(unicodedata.normalize("NFC", c)[0]), hex(ord(c))
+    assert all(_visible(c) for c in composites)
+
+
+def test_normalizing_at_stable_cuts_is_normalizing_the_whole():
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 30)))
+        cuts = [i for i in range(1, len(text)) if _stable(text[i])]
+        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        assert "".join(unicodedata.normalize("NFC", p) for p in pieces) == unicodedata.normalize("NFC", text)
+
+
+def _random_split(text: str, rng: random.Random) -> list[str]:
+    cuts = sorted(rng.sample(range(len(text) + 1), rng.randint(0, len(text))))
+    return [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+
+
+def test_cleaning_piece_by_piece_is_clean_text():
+    rng = random.Random(1)
+    checked = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 40)))
+        cleaner = Cleaner()
+        out = "".join(cleaner.feed(p) for p in _random_split(text, rng)) + cleaner.feed("", final=True)
+        try:
+            expected = clean_text(text)
+        except ValueError:
+            assert not cleaner.speakable
+            continue
+        assert out == expected and cleaner.speakable
+        checked += 1
+    assert checked > 2000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_tokenizer")
+    write_text_tokenizer(folder)
+    return TextTokenizer.from_folder(folder)
+
+
+def _stream(tok, pieces, limit):
+    s, segments, current = TextStream(tok, limit), [], []
+    for release in [r for p in pieces for r in s.push(p)] + s.end():
+        current += release.tokens
+        if release.segment_end:
+            segments.append(tuple(current))
+            current = []
+    return segments
+
+
+def test_random_texts_and_splits_segment_like_the_whole(tiny):
+    rng = random.Random(2)
+    for _ in range(400):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 80)))
+        limit = rng.choice([2, 3, 8, 20])
+        try:
+            expected = segment_tokens(tiny, text, limit)
+        except ValueError:
+            assert _stream(tiny, _random_split(text, rng), limit) == []
+            continue
+        assert _stream(tiny, _random_split(text, rng), limit) == expected
+
+
+def test_hypothesis_texts_and_splits(tiny):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=60),
+                      st.lists(st.integers(0, 400)), st.sampled_from([2, 5, 20, 250]))
+    def check(fragments, cuts, limit):
+        text = "".join(fragments)
+        cuts = sorted({c for c in cuts if c <= len(text)})
+        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        try:
+            expected = segment_tokens(tiny, text, limit)
+        except ValueError:
+            expected = []
+        assert _stream(tiny, pieces, limit) == expected
+
+    check()
