@@ -20,9 +20,11 @@ NUMBERED = frozenset("no nos vol p pp fig figs ch sec art".split())
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _CLOSERS = "\"'”’»)]}」』）】"
 # Western end marks need whitespace after them, which keeps "3.14" and "example.com" whole.
-_WESTERN_END = re.compile(rf"([.!?…]+)([{re.escape(_CLOSERS)}]*)(\s+)")
+# (A match only ever starts a run of marks: the look-behinds spare rescanning long runs.)
+_WESTERN_END = re.compile(rf"(?<![.!?…])([.!?…]+)([{re.escape(_CLOSERS)}]*)(\s+)")
 # CJK end marks end a sentence with or without a following space.
-_CJK_END = re.compile(rf"[。！？]+[{re.escape(_CLOSERS)}]*|[!?]+(?=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af])")
+_CJK_END = re.compile(rf"(?<![。！？])[。！？]+[{re.escape(_CLOSERS)}]*"
+                      rf"|(?<![!?])[!?]+(?=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af])")
 _CLAUSE = re.compile(r"[,;:，、；：—–]")
 _RUNS = re.compile(r"\s+|\S+")
 
@@ -46,8 +48,9 @@ _QUOTES = "\"'(“‘["
 # No rule reads more of the word before a period than its longest abbreviation.
 _LONGEST = max(map(len, ABBREVIATIONS | NUMBERED))
 # Characters an end-mark match may still be consuming at the end of text that is still arriving.
-_WESTERN_TRAIL = frozenset(".!?…" + _CLOSERS)
-_CJK_TRAIL = frozenset("。！？!?" + _CLOSERS)
+_WESTERN_TRAIL = ".!?…" + _CLOSERS
+_CJK_TRAIL = "。！？!?" + _CLOSERS
+_TRAIL = _WESTERN_TRAIL + "。！？"
 
 
 def _word_span(text: str, i: int, lo: int) -> tuple[int, int]:
@@ -82,7 +85,7 @@ def _ends_sentence(text: str, match: re.Match, lo: int = 0) -> bool:
 
 
 def _scan(pattern: re.Pattern, text: str, lo: int, hi: int, pos: int, complete: bool,
-          trail: frozenset[str]) -> tuple[list[int], int]:
+          trail: str) -> tuple[list[int], int]:
     """The sentence cuts `pattern` finds in `text[pos:hi]`, and where to scan on from. Unless
     the paragraph is `complete`, a match may still change only if it reaches `hi` or starts in
     the run of `trail` characters that ends the text."""
@@ -96,10 +99,7 @@ def _scan(pattern: re.Pattern, text: str, lo: int, hi: int, pos: int, complete: 
             cuts.append(m.end(2))
         pos = m.end()
     if not complete:
-        run = hi
-        while run > pos and text[run - 1] in trail:
-            run -= 1
-        pos = run
+        pos += len(text[pos:hi].rstrip(trail))
     return cuts, pos
 
 
@@ -212,7 +212,8 @@ class Cleaner:
     @property
     def speakable(self) -> bool:
         """Whether the text so far has a letter or digit."""
-        return self._alnum or any(c.isalnum() for c in unicodedata.normalize("NFC", self._raw))
+        # NFC neither makes nor removes letters and digits (the tests check every code point).
+        return self._alnum or any(c.isalnum() for c in self._raw)
 
     def feed(self, piece: str, final: bool = False) -> str:
         """The cleaned text that `piece` settles (all the rest when `final`)."""

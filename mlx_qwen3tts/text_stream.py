@@ -59,17 +59,18 @@ class TextStream:
         self._longest = max(map(len, added), default=1)
         self._clean, self._raw_chars, self._ended = T.Cleaner(), 0, False
         self._buf, self._off = "", 0  # the cleaned text from position _off on
-        # Sentences: the paragraph's start, its two end-mark scan positions, cuts found but not
-        # yet passed, the open sentence piece's start and its weight so far.
-        self._para = self._west = self._cjk = self._piece = 0
+        # Sentences: the paragraph's start, its two end-mark scan positions and how far the text
+        # was scanned, cuts found but not yet passed, the open sentence piece's start and weight.
+        self._para = self._west = self._cjk = self._piece = self._scanned = 0
         self._cuts: list[int] = []
         self._weigh_from = self._weight = self._weighed = 0
         self._over: int | None = None
         self._sentences: list[tuple[int, int]] = []
         self._segments: list[tuple[int, int]] = []
         # Tokens: the segment's start; the released frontier and token count; final units past
-        # it; the open region that is re-encoded, and how far it was looked at.
-        self._seg = self._front = self._count = self._open = self._seen = 0
+        # it; the open region that is re-encoded, how far it was looked at, and how far it is
+        # known to be one kind of character.
+        self._seg = self._front = self._count = self._open = self._seen = self._same = 0
         self._fin: deque[tuple[int, int, list[int]]] = deque()
         self._done: list[Release] = []
         self._ids: list[int] = []
@@ -140,10 +141,13 @@ class TextStream:
         """Decides the sentence ends that the text so far settles (all of them when the
         paragraph is `complete`; `after` is where the text goes on after it, None at the end)."""
         off, hi = self._off, self._end
-        cuts, west, cjk = T._sentence_cuts(self._buf, max(self._para - off, 0), hi - off,
-                                           self._west - off, self._cjk - off, complete)
-        self._west, self._cjk = west + off, cjk + off
-        self._cuts = sorted(set(self._cuts).union(c + off for c in cuts))
+        # New end marks and closers alone only extend a run that a later character settles.
+        if complete or self._text(max(self._scanned, self._para), hi).lstrip(T._TRAIL):
+            cuts, west, cjk = T._sentence_cuts(self._buf, max(self._para - off, 0), hi - off,
+                                               self._west - off, self._cjk - off, complete)
+            self._west, self._cjk = west + off, cjk + off
+            self._cuts = sorted(set(self._cuts).union(c + off for c in cuts))
+        self._scanned = hi
         settled = hi if complete else min(self._west, self._cjk)  # no cut will appear before this
         while self._piece < hi:
             p = self._piece
@@ -200,7 +204,7 @@ class TextStream:
         self._segments.append((self._seg, end))
         self._ids, self._count, self._fin = [], 0, deque()
         if after is not None:
-            self._seg = self._front = self._open = self._seen = after
+            self._seg = self._front = self._open = self._seen = self._same = after
 
     def _trim(self) -> None:
         """Drops text that no rule will read again, once that is most of the buffer."""
@@ -223,9 +227,11 @@ class TextStream:
         if upto <= max(self._seen, self._open):
             return
         if skip and upto - self._open > 8 and self._seen > self._open:
-            # Letters after letters (or symbols after symbols) only lengthen the last unit.
-            kinds = {_kind(c) for c in self._text(self._seen - 1, upto)}
+            # Letters after letters (or symbols after symbols) only lengthen the last unit;
+            # each push checks only its own characters against the last one seen.
+            kinds = {_kind(c) for c in self._text(max(self._seen, self._same) - 1, upto)}
             if len(kinds) == 1 and None not in kinds:
+                self._same = upto
                 return
         tail = self._text(self._open, upto)
         self.encoded_chars += len(tail)

@@ -20,15 +20,15 @@ FRAGMENTS = (list("abcXYZ019 .,;:!?…\"'()[]」』）】。！？、，你好�
                 "<tts_text_bos", "_single>", "  ", "\r\n\r\n", "\n \n"])
 
 
-def _compositions() -> dict[str, str]:
-    """second -> composite for every canonical pair that NFC composes (Hangul is algorithmic)."""
-    pairs = {}
+def _compositions() -> list[tuple[str, str, str]]:
+    """(first, second, composite) for every canonical pair that NFC composes (Hangul aside)."""
+    pairs = []
     for c in ALL:
         d = unicodedata.decomposition(c)
         if d and not d.startswith("<") and len(parts := d.split()) == 2:
             first, second = chr(int(parts[0], 16)), chr(int(parts[1], 16))
             if unicodedata.normalize("NFC", first + second) == c:
-                pairs[second] = c
+                pairs.append((first, second, c))
     return pairs
 
 
@@ -39,7 +39,7 @@ def test_regex_whitespace_is_isspace():
 
 
 def test_nfc_never_joins_a_stable_character_to_what_precedes_it():
-    seconds = set(_compositions()) | {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
+    seconds = {second for _, second, _ in _compositions()} | {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
     for c in ALL:
         if _stable(c):
             first = unicodedata.normalize("NFD", c)[0]
@@ -50,10 +50,17 @@ def test_nfc_never_joins_a_stable_character_to_what_precedes_it():
 
 def test_a_visible_stable_character_stays_visible():
     # The cleaner ends a whitespace run as soon as such a character arrives, before NFC is done with it.
-    composites = _compositions().values()
+    composites = [c for _, _, c in _compositions()]
     for c in [c for c in ALL if _stable(c) and _visible(c)]:
         assert _visible(unicodedata.normalize("NFC", c)[0]), hex(ord(c))
     assert all(_visible(c) for c in composites)
+
+
+def test_nfc_keeps_letters_and_digits():
+    # So whether held raw text has something to speak can be read before it is normalized.
+    assert [c for c in ALL if c.isalnum() != any(x.isalnum() for x in unicodedata.normalize("NFD", c))] == []
+    for first, second, composite in _compositions():
+        assert composite.isalnum() == (first.isalnum() or second.isalnum()), hex(ord(composite))
 
 
 def test_normalizing_at_stable_cuts_is_normalizing_the_whole():
