@@ -32,6 +32,11 @@ TEXTS = {
 }
 TEXTS["long"] = " ".join(TEXTS[k] for k in ("prose", "chinese", "combining", "emoji", "specials")) * 3
 SMALL = (2, 5, 20)  # max_segment_tokens small enough for several segments
+# Raw material for random texts: every kind of character the cleaner and splitter treat apart.
+FRAGMENTS = (list("abcXYZ019 .,;:!?…\"'()[]」』）】。！？、，你好日本語한국<|>_-\n\t\r\x00\x0b")
+             + ["\u0301", "\u0327", "\u11a8", "\u1161", "\u1100", "\u200b", "\u200d", "\ufeff", "\u00ad", "\u00a0",
+                "\u2028", "\u2000", "👍", "🏽", "🇯", "🇵", "Mr.", "No. 5", "e.g.", "3.14", "it's", "<|im_end|>",
+                "<tts_text_bos", "_single>", "  ", "\r\n\r\n", "\n \n"])
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +238,34 @@ def test_work_per_push_is_bounded(tokenizers, text, per_push):
     s.end()
     # Each push re-encodes about a word; a long letter run is re-encoded once it ends, not at every letter.
     assert s.encoded_chars <= 6 * len(text) and (per_push is None or most <= per_push)
+
+
+def test_random_texts_and_splits(tok):
+    rng = random.Random(2)
+    for _ in range(150):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 80)))
+        limit = rng.choice([2, 3, 8, 20])
+        try:
+            expected = segment_tokens(tok, text, limit)
+        except ValueError:
+            expected = []
+        assert stream(tok, random_pieces(text, rng), limit, expected)[0] == expected
+
+
+def test_hypothesis_texts_and_splits(tokenizers):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=60), st.lists(st.integers(0, 400)),
+                      st.sampled_from([2, 5, 20, 250]), st.sampled_from(sorted(tokenizers)))
+    def check(fragments, cuts, limit, name):
+        text, tok = "".join(fragments), tokenizers[name]
+        cuts = sorted({c for c in cuts if c <= len(text)})
+        try:
+            expected = segment_tokens(tok, text, limit)
+        except ValueError:
+            expected = []
+        assert stream(tok, [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])], limit, expected)[0] == expected
+
+    check()

@@ -1,23 +1,14 @@
-"""The Unicode facts incremental cleaning rests on, and cleaning and segmenting under random splits."""
+"""The Unicode facts incremental cleaning rests on, and cleaning under random splits."""
 
 import random
 import re
 import sys
 import unicodedata
 
-import pytest
-
 from mlx_qwen3tts.text import Cleaner, _stable, _visible, clean_text
-from mlx_qwen3tts.text_stream import TextStream, segment_tokens
-from mlx_qwen3tts.tokenizer import TextTokenizer
-from tiny import write_text_tokenizer
+from test_text_stream import FRAGMENTS
 
 ALL = [chr(c) for c in range(sys.maxunicode + 1)]
-# Raw material for random texts: every kind of character the cleaner and splitter treat apart.
-FRAGMENTS = (list("abcXYZ019 .,;:!?…\"'()[]」』）】。！？、，你好日本語한국<|>_-\n\t\r\x00\x0b")
-             + ["\u0301", "\u0327", "\u11a8", "\u1161", "\u1100", "\u200b", "\u200d", "\ufeff", "\u00ad", "\u00a0",
-                "\u2028", "\u2000", "👍", "🏽", "🇯", "🇵", "Mr.", "No. 5", "e.g.", "3.14", "it's", "<|im_end|>",
-                "<tts_text_bos", "_single>", "  ", "\r\n\r\n", "\n \n"])
 
 
 def _compositions() -> list[tuple[str, str, str]]:
@@ -92,53 +83,3 @@ def test_cleaning_piece_by_piece_is_clean_text():
         assert out == expected and cleaner.speakable
         checked += 1
     assert checked > 2000
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_tokenizer")
-    write_text_tokenizer(folder)
-    return TextTokenizer.from_folder(folder)
-
-
-def _stream(tok, pieces, limit):
-    s, segments, current = TextStream(tok, limit), [], []
-    for release in [r for p in pieces for r in s.push(p)] + s.end():
-        current += release.tokens
-        if release.segment_end:
-            segments.append(tuple(current))
-            current = []
-    return segments
-
-
-def test_random_texts_and_splits_segment_like_the_whole(tiny):
-    rng = random.Random(2)
-    for _ in range(400):
-        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 80)))
-        limit = rng.choice([2, 3, 8, 20])
-        try:
-            expected = segment_tokens(tiny, text, limit)
-        except ValueError:
-            assert _stream(tiny, _random_split(text, rng), limit) == []
-            continue
-        assert _stream(tiny, _random_split(text, rng), limit) == expected
-
-
-def test_hypothesis_texts_and_splits(tiny):
-    hypothesis = pytest.importorskip("hypothesis")
-    st = hypothesis.strategies
-
-    @hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
-    @hypothesis.given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=60),
-                      st.lists(st.integers(0, 400)), st.sampled_from([2, 5, 20, 250]))
-    def check(fragments, cuts, limit):
-        text = "".join(fragments)
-        cuts = sorted({c for c in cuts if c <= len(text)})
-        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
-        try:
-            expected = segment_tokens(tiny, text, limit)
-        except ValueError:
-            expected = []
-        assert _stream(tiny, pieces, limit) == expected
-
-    check()
