@@ -35,9 +35,7 @@ def _max_tokens(text: str) -> int:
 
 def _kind(ch: str) -> str | None:
     """Letter or symbol, the two character kinds whose runs make long pre-tokens."""
-    if ch.isalpha():
-        return "L"
-    return None if ch.isspace() or unicodedata.category(ch)[0] == "N" else "P"
+    return "L" if ch.isalpha() else None if ch.isspace() or unicodedata.category(ch)[0] == "N" else "P"
 
 
 class TextStream:
@@ -65,14 +63,14 @@ class TextStream:
         self._cuts: list[int] = []
         self._weigh_from = self._weight = self._weighed = 0
         self._over: int | None = None
-        self._sentences: list[tuple[int, int]] = []
+        self._sentences: list[tuple[int, int]] = []  # spans decided so far, as are _segments
         self._segments: list[tuple[int, int]] = []
         # Tokens: the segment's start; the released frontier and token count; final units past
         # it; the open region that is re-encoded, how far it was looked at, and how far it is
         # known to be one kind of character.
         self._seg = self._front = self._count = self._open = self._seen = self._same = 0
         self._fin: deque[tuple[int, int, list[int]]] = deque()
-        self._done: list[Release] = []
+        self._done: list[Release] = []  # segments ended but not handed out, then the open one's ids
         self._ids: list[int] = []
         self.encoded_chars = 0  # characters given to the tokenizer so far (the work done)
 
@@ -115,7 +113,7 @@ class TextStream:
         self._add(self._clean.feed("", final=True))
         if self._end > self._para:
             self._split(complete=True, after=None)
-        return self._take() if self.speakable else []
+        return self._take()
 
     # ------------------------------------------------------------------ text and sentences
 
@@ -273,16 +271,13 @@ class TextStream:
                 break
             self._fin.popleft()
             self._ids += unit
-            self._count += len(unit)
-            self._front = b
+            self._count, self._front = self._count + len(unit), b
 
     def _take(self) -> list[Release]:
         if not self.speakable:
             return []  # held until the text proves speakable, so an unspeakable one releases nothing
-        out, self._done = self._done, []
-        if self._ids:
-            out.append(Release(tuple(self._ids)))
-            self._ids = []
+        out = self._done + ([Release(tuple(self._ids))] if self._ids else [])
+        self._done, self._ids = [], []
         return out
 
 
