@@ -20,10 +20,13 @@ NUMBERED = frozenset("no nos vol p pp fig figs ch sec art".split())
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _CLOSERS = "\"'”’»)]}」』）】"
 # Western end marks need whitespace after them, which keeps "3.14" and "example.com" whole.
-_WESTERN_END = re.compile(rf"([.!?…]+)([{re.escape(_CLOSERS)}]*)(\s+)")
+# (A match only ever starts a run of marks: the look-behinds spare rescanning long runs.)
+_WESTERN_END = re.compile(rf"(?<![.!?…])([.!?…]+)([{re.escape(_CLOSERS)}]*)(\s+)")
 # CJK end marks end a sentence with or without a following space.
-_CJK_END = re.compile(rf"[。！？]+[{re.escape(_CLOSERS)}]*|[!?]+(?=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af])")
+_CJK_END = re.compile(rf"(?<![。！？])[。！？]+[{re.escape(_CLOSERS)}]*"
+                      rf"|(?<![!?])[!?]+(?=[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af])")
 _CLAUSE = re.compile(r"[,;:，、；：—–]")
+_RUNS = re.compile(r"\s+|\S+")
 
 # Rough speaking rates: about 14 characters per second for alphabetic text, and a CJK character
 # takes about three times as long to say as a Latin letter.
@@ -41,26 +44,78 @@ def estimate_seconds(text: str) -> float:
     return weight(text.strip()) / CHARS_PER_SECOND
 
 
-def _ends_sentence(text: str, match: re.Match) -> bool:
-    marks, after = match.group(1), text[match.end() :]
-    if not after:
+_QUOTES = "\"'(“‘["
+# No rule reads more of the word before a period than its longest abbreviation.
+_LONGEST = max(map(len, ABBREVIATIONS | NUMBERED))
+# Characters an end-mark match may still be consuming at the end of text that is still arriving.
+_WESTERN_TRAIL = ".!?…" + _CLOSERS
+_CJK_TRAIL = "。！？!?" + _CLOSERS
+_TRAIL = _WESTERN_TRAIL + "。！？"
+
+
+def _word_span(text: str, i: int, lo: int) -> tuple[int, int]:
+    """Bounds of the last word of `text[lo:i]` (as `rsplit(None, 1)[-1]` finds it), cut short on
+    the left once its part after any leading quotes is longer than `_LONGEST`."""
+    j = i
+    while j > lo and text[j - 1].isspace():
+        j -= 1
+    k = j
+    while k > lo and not text[k - 1].isspace():
+        k -= 1
+        if j - k > _LONGEST and text[k] not in _QUOTES:
+            break
+    return k, j
+
+
+def _ends_sentence(text: str, match: re.Match, lo: int = 0) -> bool:
+    """Whether a `_WESTERN_END` match in the paragraph `text[lo:match.endpos]` ends a sentence."""
+    marks, end = match.group(1), match.end()
+    if end >= match.endpos:
         return True
+    after = text[end]
     if marks == "." and not match.group(2):
-        word = text[: match.start()].rsplit(None, 1)[-1] if text[: match.start()].strip() else ""
-        word = word.lstrip("\"'(“‘[").lower()
+        k, j = _word_span(text, match.start(), lo)
+        word = text[k:j].lstrip(_QUOTES).lower()
         if word in ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             return False
-        if word in NUMBERED and after[0].isdigit():
+        if word in NUMBERED and after.isdigit():
             return False
     # "e.g. this", "... and then": a lowercase word goes on the same sentence.
-    return not after[0].islower()
+    return not after.islower()
+
+
+def _scan(pattern: re.Pattern, text: str, lo: int, hi: int, pos: int, complete: bool,
+          trail: str) -> tuple[list[int], int]:
+    """The sentence cuts `pattern` finds in `text[pos:hi]`, and where to scan on from. Unless
+    the paragraph is `complete`, a match may still change only if it reaches `hi` or starts in
+    the run of `trail` characters that ends the text."""
+    cuts = []
+    for m in pattern.finditer(text, pos, hi):
+        if not complete and m.end() == hi:
+            return cuts, m.start()
+        if pattern is _CJK_END:
+            cuts.append(m.end())
+        elif _ends_sentence(text, m, lo):
+            cuts.append(m.end(2))
+        pos = m.end()
+    if not complete:
+        pos += len(text[pos:hi].rstrip(trail))
+    return cuts, pos
+
+
+def _sentence_cuts(text: str, lo: int, hi: int, western: int, cjk: int,
+                   complete: bool) -> tuple[list[int], int, int]:
+    """Sentence cuts in the paragraph `text[lo:hi]` past the scan positions `western` and `cjk`,
+    with the positions to scan on from (see `_scan`)."""
+    w_cuts, western = _scan(_WESTERN_END, text, lo, hi, western, complete, _WESTERN_TRAIL)
+    c_cuts, cjk = _scan(_CJK_END, text, lo, hi, cjk, complete, _CJK_TRAIL)
+    return sorted(set(w_cuts) | set(c_cuts)), western, cjk
 
 
 def _split_paragraph(text: str) -> list[str]:
-    cuts = {m.end() for m in _CJK_END.finditer(text)}
-    cuts |= {m.end(2) for m in _WESTERN_END.finditer(text) if _ends_sentence(text, m)}
+    cuts, _, _ = _sentence_cuts(text, 0, len(text), 0, 0, complete=True)
     pieces, start = [], 0
-    for cut in sorted(cuts):
+    for cut in cuts:
         pieces.append(text[start:cut])
         start = cut
     pieces.append(text[start:])
@@ -77,17 +132,24 @@ def _prefix_within(text: str, limit: int) -> int:
     return len(text)
 
 
+def _wrap_cut(head: str) -> int:
+    """Where the first piece of an over-long sentence ends, `head` being as much of it as fits:
+    after the last clause mark past the first third, else after the last space, else at the end."""
+    end = len(head)
+    floor = end // 3
+    cut = max((m.end() for m in _CLAUSE.finditer(head)), default=0)
+    if cut <= floor:
+        cut = head.rfind(" ") + 1
+    if cut <= floor:
+        cut = end
+    return cut
+
+
 def _wrap(sentence: str, max_chars: int) -> list[str]:
     """Cuts an over-long sentence at a clause mark, else a space, else anywhere."""
     out = []
     while weight(sentence) > max_chars:
-        end = _prefix_within(sentence, max_chars)
-        head, floor = sentence[:end], end // 3
-        cut = max((m.end() for m in _CLAUSE.finditer(head)), default=0)
-        if cut <= floor:
-            cut = head.rfind(" ") + 1
-        if cut <= floor:
-            cut = end
+        cut = _wrap_cut(sentence[:_prefix_within(sentence, max_chars)])
         out.append(sentence[:cut].strip())
         sentence = sentence[cut:].strip()
     if sentence:
@@ -114,6 +176,68 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
     return sentences
 
 
+def scrub(text: str) -> str:
+    """Turns control characters but newlines (tabs, carriage returns...) into spaces, since they
+    separate words, and drops the other C* characters (zero-width spaces, byte-order marks...)."""
+    return "".join(ch if ch == "\n" or not unicodedata.category(ch).startswith("C") else
+                   " " if unicodedata.category(ch) == "Cc" else "" for ch in text)
+
+
+def _stable(ch: str) -> bool:
+    """Whether NFC can never join `ch` to the text before it: it decomposes to a starter that is
+    not the second half of any composition (combining marks and Hangul vowel/final jamo are)."""
+    if ch < "\u0300":
+        return True
+    first = unicodedata.normalize("NFD", ch)[0]
+    return (not unicodedata.combining(first) and unicodedata.category(first)[0] != "M"
+            and not "\u1160" <= first <= "\u11ff" and not "\ud7b0" <= first <= "\ud7ff")
+
+
+def _visible(ch: str) -> bool:
+    """Whether cleaning keeps `ch` as a character that is not a space."""
+    return not ch.isspace() and unicodedata.category(ch)[0] != "C"
+
+
+class Cleaner:
+    """`clean_text` a piece at a time, without its emptiness check: `feed` returns the
+    cleaned text that later pieces can no longer change. It may end in a space or paragraph
+    break, written as soon as a character that is not a space is known to follow."""
+
+    def __init__(self):
+        self._raw = ""  # raw text from the last place where NFC may cut on
+        self._space = -1  # newlines in the whitespace run not yet written out; -1: no such run
+        self._started = False
+        self._alnum = False
+
+    @property
+    def speakable(self) -> bool:
+        """Whether the text so far has a letter or digit."""
+        # NFC neither makes nor removes letters and digits (the tests check every code point).
+        return self._alnum or any(c.isalnum() for c in self._raw)
+
+    def feed(self, piece: str, final: bool = False) -> str:
+        """The cleaned text that `piece` settles (all the rest when `final`)."""
+        raw, known = self._raw + piece, max(len(self._raw), 1)
+        cut = len(raw) if final else next((i for i in range(len(raw) - 1, known - 1, -1) if _stable(raw[i])), 0)
+        ready, self._raw = raw[:cut], raw[cut:]
+        out = []
+        for run in _RUNS.findall(scrub(unicodedata.normalize("NFC", ready))):
+            if run[0].isspace():
+                self._space = max(self._space, 0) + run.count("\n")
+                continue
+            # A run holding two newlines is a paragraph break; any other run is one space.
+            if self._space >= 0 and self._started:
+                out.append("\n\n" if self._space >= 2 else " ")
+            self._space, self._started = -1, True
+            self._alnum = self._alnum or any(c.isalnum() for c in run)
+            out.append(run)
+        if self._space >= 0 and self._started and self._raw and _visible(self._raw[0]):
+            # The run is over: a character that NFC may still change, but not into a space, follows.
+            out.append("\n\n" if self._space >= 2 else " ")
+            self._space = -1
+        return "".join(out)
+
+
 def clean_text(text: str) -> str:
     """NFC-normalizes, drops control and format characters, collapses whitespace (blank lines
     stay paragraph breaks), and refuses text with nothing to say."""
@@ -123,10 +247,7 @@ def clean_text(text: str) -> str:
         raise ValueError(f"text is {len(text):,} characters long; at most {MAX_CHARS:,} fit one request "
                          "(about two hours of speech): split it")
     text = unicodedata.normalize("NFC", text)
-    # Control characters (tabs, carriage returns...) separate words; format characters
-    # (zero-width spaces, byte-order marks...) vanish.
-    text = "".join(ch if ch == "\n" or not unicodedata.category(ch).startswith("C") else
-                   " " if unicodedata.category(ch) == "Cc" else "" for ch in text)
+    text = scrub(text)
     paragraphs = (re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text))
     text = "\n\n".join(p for p in paragraphs if p)
     if not any(ch.isalnum() for ch in text):

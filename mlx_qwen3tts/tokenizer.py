@@ -52,6 +52,23 @@ class TextTokenizer:
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
 
+    def units(self, text: str) -> list[tuple[int, list[int]]]:
+        """The ids of `text` grouped by pre-token (an added token is a unit of its own), each
+        unit with the character offset where it starts."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        units: list[tuple[int, list[int]]] = []
+        last = None
+        for token, word, (start, _) in zip(enc.ids, enc.word_ids, enc.offsets):
+            if word is None or word != last:
+                units.append((start, []))
+            units[-1][1].append(token)
+            last = word
+        return units
+
+    def added_tokens(self) -> list[str]:
+        """The added tokens' texts (`<|im_end|>`...), which match whole wherever they appear."""
+        return [t.content for t in self._tok.get_added_tokens_decoder().values()]
+
     def decode(self, ids: list[int]) -> str:
         return self._tok.decode(ids, skip_special_tokens=False)
 
