@@ -114,7 +114,7 @@ def build_request(config: ModelConfig, tokenizer: TextTokenizer, defaults: Sampl
     language_row = resolve_language(config, language, speaker)
     if non_streaming_mode is None:
         non_streaming_mode = config.tts_model_type != "base"
-    if not isinstance(max_segment_tokens, int) or max_segment_tokens < 1:
+    if not isinstance(max_segment_tokens, int) or max_segment_tokens < 2:
         raise ValueError(f"max_segment_tokens must be a positive number of tokens, got {max_segment_tokens!r}")
     role = tuple(tokenizer.encode("<|im_start|>assistant\n"))
     instruct_ids = tuple(tokenizer.encode(f"<|im_start|>user\n{instruct}<|im_end|>\n")) if instruct else None
