@@ -253,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
 
     def on_chunk(p: Progress) -> None:
         nonlocal progress
+        if progress is None:
+            log.debug("first audio %.2f s after the start", p.first_chunk)
         progress = p
         status.update(p)
 

@@ -59,7 +59,9 @@ def test_float_folder_matches_the_official_one(official, wav, tmp_path, kind, dt
     want, got = dict(tree_flatten(theirs.model.parameters())), dict(tree_flatten(ours.model.parameters()))
     assert got.keys() == want.keys()
     for name, value in want.items():
-        assert got[name].dtype == value.dtype == DTYPES[dtype], name
+        # The speaker encoder always runs in float32 (its long sums over time); the rest as asked.
+        expected = mx.float32 if name.startswith("speaker_encoder.") else DTYPES[dtype]
+        assert got[name].dtype == value.dtype == expected, name
         assert mx.array_equal(got[name], value), name
     codes, x_vector = greedy_codes(theirs, kind, wav)
     again, x_again = greedy_codes(ours, kind, wav)

@@ -221,6 +221,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="interpreter that has mlx-audio, for --vs mlx-audio (default: this one, if it has it)")
     p.add_argument("--peer-forwarder", action="store_true",
                    help="give mlx-audio this package's sgemv forwarder too (Linux), to compare the loops alone")
+    p.add_argument("--live", action="store_true",
+                   help="also time live text (word by word) against the whole text, in both prompt layouts")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
     return p
 
@@ -232,11 +234,20 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
     layers = quantize(tts, bits) if bits else None
     out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
                     frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
+    if args.live:
+        from .live import format_live, live_benchmark
+
+        # Sampled, as a user hears it, with a budget: a random model need not draw EOS.
+        kwargs = {k: v for k, v in request_kwargs(tts, args.frames, args.speaker, args.instruct).items()
+                  if k in ("speaker", "instruct", "max_new_tokens", "seed")}
+        out["live"] = live_benchmark(tts, args.text, kwargs, args.runs)
+        print(format_live(f"live text, {dtype or 'stored dtype'}{f' q{bits}' if bits else ''}", out["live"]))
     stored = str(tts.model.talker.model.norm.weight.dtype)
     result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind,
               "size": tts.config.tts_model_size, "dtype": dtype or stored.removeprefix("mlx.core."),
               "quantization": bits, "quantized_layers": layers, "frames_requested": args.frames,
-              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **out["median"]}
+              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **out["median"],
+              **({"live": out["live"]} if "live" in out else {})}
     return result, out["runs"]
 
 
