@@ -81,19 +81,12 @@ def teacher_forced_logits(tts, prompt, codes: np.ndarray):
     cache = [KVCache() for _ in talker.model.layers]
     logits, hidden = talker(prompt.prefill, cache)
     steps = [logits[:, -1]]
-    h0 = hidden[:, -1:]
+    h0 = hidden[:, -1]
     for k, frame in enumerate(codes[:-1]):
-        feed = talker.embed_frame(mx.array(frame)[None]) + prompt.text_at(k)
-        logits, _ = talker(feed[:, None], cache)
-        steps.append(logits[:, -1])
-    cp = talker.code_predictor
-    cp_cache = [KVCache() for _ in cp.model.layers]
-    x = mx.concatenate([h0, talker.embed_codec(mx.array(codes[:1, 0]))[:, None]], axis=1)
-    cp_logits = []
-    for step in range(1, 16):
-        cp_logits.append(cp(x, step, cp_cache))
-        x = cp.model.codec_embedding[step - 1](mx.array(codes[:1, step]))[:, None]
-    return np.concatenate([np.asarray(s) for s in steps]), np.concatenate([np.asarray(c) for c in cp_logits])
+        logits, _ = talker.feed(mx.array(frame)[None], prompt.text_at(k), cache)
+        steps.append(logits)
+    cp_logits = talker.forced_frame_logits(h0, mx.array(codes[:1]))[0]
+    return np.concatenate([np.asarray(s) for s in steps]), np.asarray(cp_logits)
 
 
 CV_CASES = {

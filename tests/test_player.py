@@ -32,20 +32,7 @@ def signal(n: int, seed: int = 0) -> np.ndarray:
 # -- child side ----------------------------------------------------------------------------
 
 
-def _light_package() -> None:
-    """Makes `mlx_qwen3tts` importable without running its __init__ (the model stack, which the
-    player does not use and which takes seconds to import)."""
-    import importlib.util
-    import types
-
-    spec = importlib.util.find_spec("mlx_qwen3tts")
-    pkg = types.ModuleType("mlx_qwen3tts")
-    pkg.__path__ = list(spec.submodule_search_locations)
-    sys.modules["mlx_qwen3tts"] = pkg
-
-
 def _child(scenario: str, out: str) -> None:
-    _light_package()
     import sounddevice as sd
 
     from mlx_qwen3tts.app.pipeline import Recorder, feed
