@@ -14,12 +14,12 @@ import codecs
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
+from .status import Status
 from mlx_qwen3tts.text import estimate_seconds
 
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
@@ -166,40 +166,6 @@ def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
     elif getattr(tts, "kind", None) == "custom_voice" and tts.speakers:
         kwargs["speaker"] = tts.speakers[0]  # CustomVoice needs one; the first is a fine default
     return {k: v for k, v in kwargs.items() if v is not None}
-
-
-class Status:
-    """One status line on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, quiet: bool, player: Player | None):
-        self.quiet, self.player = quiet, player
-        self.live = not quiet and sys.stderr.isatty()
-        self._drawn = 0.0
-
-    def line(self, p: Progress) -> str:
-        first = p.first_chunk
-        if self.player is not None and self.player.started_at is not None:
-            first = self.player.started_at - p.started
-        parts = [f"{p.audio_seconds:.1f} s of speech", f"RTF {p.rtf:.2f}" if p.samples else "RTF -"]
-        parts.insert(1, f"first audio {first:.2f} s" if first is not None else "first audio -")
-        if self.player is not None:
-            parts.append(f"{self.player.underruns} underruns")
-        return " · ".join(parts)
-
-    def update(self, p: Progress) -> None:
-        now = time.perf_counter()
-        if self.live and now - self._drawn > 0.1:
-            self._drawn = now
-            sys.stderr.write("\r\033[K" + self.line(p))
-            sys.stderr.flush()
-
-    def done(self, p: Progress | None, note: str = "") -> None:
-        if self.quiet:
-            return
-        text = self.line(p) if p is not None else ""
-        text = " · ".join(t for t in (text, note) if t)
-        sys.stderr.write(("\r\033[K" if self.live else "") + text + "\n")
-        sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
