@@ -34,6 +34,7 @@ from .reference import median_of
 from ..blas import warn_if_slow
 from ..generation import HostSyncs
 from .floor import kernel_floor, time_halves
+from ..speed import SIZES, figures, report
 from ..pipeline import DEFAULT_CHUNK_FRAMES
 
 logger = logging.getLogger(__name__)
@@ -222,6 +223,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-forwarder", action="store_true",
                    help="give mlx-audio this package's sgemv forwarder too (Linux), to compare the loops alone")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
+    p.add_argument("--device-report", action="store_true",
+                   help="also print, per configuration, weight bytes read per frame, the bandwidth the "
+                        "frame loop implies, whether it keeps up with real time and what to try if not")
     return p
 
 
@@ -233,10 +237,12 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
     out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
                     frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
     stored = str(tts.model.talker.model.norm.weight.dtype)
+    median = out["median"]
     result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind,
               "size": tts.config.tts_model_size, "dtype": dtype or stored.removeprefix("mlx.core."),
               "quantization": bits, "quantized_layers": layers, "frames_requested": args.frames,
-              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **out["median"]}
+              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **median,
+              "device_report": figures(tts, median["talker_code_predictor_ms"], median["ms_per_frame"])}
     return result, out["runs"]
 
 
@@ -292,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(f"{first['kind']} {first['size']}, {args.frames} frames, median of {args.runs}", results))
     for s in skipped:
         print(f"{s['stack']}: skipped: {s['reason']}")
+    for r in results if args.device_report else ():
+        if "device_report" in r:
+            print(report(r["device_report"], f"{r['kind']} {SIZES.get(r['size'], r['size'])}, {_label(r)}"))
     if args.json_out:
         Path(args.json_out).expanduser().write_text(json.dumps(
             {"results": results, "skipped": skipped, "runs": runs}, indent=2))
