@@ -216,10 +216,16 @@ def run(args: argparse.Namespace) -> int:
     status = Status(args.quiet, player)
     progress: Progress | None = None
     interrupted = False
+    # Only a listener needs real time; text still arriving would make its waits look slow.
+    from mlx_qwen3tts.speed import RealTimeWatch
+
+    watch = RealTimeWatch(tts) if player is not None and not args.quiet and isinstance(text, str) else None
 
     def on_chunk(p: Progress) -> None:
         nonlocal progress
         progress = p
+        if watch is not None and (tip := watch.check(p.samples, p.sample_rate, p.elapsed)):
+            status.note(tip)
         status.update(p)
 
     try:

@@ -34,6 +34,13 @@ class Status:
             sys.stderr.write("\r\033[K" + self.line(p))
             sys.stderr.flush()
 
+    def note(self, text: str) -> None:
+        """A line of its own; the status line is drawn again below it at the next update."""
+        if not self.quiet:
+            sys.stderr.write(("\r\033[K" if self.live else "") + text + "\n")
+            sys.stderr.flush()
+            self._drawn = 0.0
+
     def done(self, p: Progress | None, note: str = "") -> None:
         if self.quiet:
             return
