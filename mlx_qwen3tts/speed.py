@@ -142,10 +142,10 @@ def report(fig: dict, title: str) -> str:
     """`figures` as a few lines of text."""
     p = fig["frame_bytes_parts"]
     lines = [f"device report: {title} ({fig['device']})",
-             f"  weights read per frame  {_size(fig['frame_bytes'])} (talker {_size(p['talker'])}, code predictor "
-             f"{_size(p['code_predictor'])} over its 15 steps, embedding rows {_size(p['embedding_rows'])})",
-             f"  frame loop              {fig['loop_ms']:.1f} ms/frame, {_pace(fig['loop_ms'])} "
-             f"({FRAME_MS:.0f} ms/frame)"]
+             (f"  weights read per frame  {_size(fig['frame_bytes'])} (talker {_size(p['talker'])}, code predictor "
+              f"{_size(p['code_predictor'])} over its 15 steps, embedding rows {_size(p['embedding_rows'])})"),
+             (f"  frame loop              {fig['loop_ms']:.1f} ms/frame, {_pace(fig['loop_ms'])} "
+              f"({FRAME_MS:.0f} ms/frame)")]
     if fig["bandwidth_gb_s"] is not None:
         lines.append(f"  implied bandwidth       {fig['bandwidth_gb_s']:.1f} GB/s of weights (bytes / frame loop)")
     if fig["total_ms"] is not None:
