@@ -117,7 +117,7 @@ def advice(tts, ms_per_frame: float) -> str | None:
         line += f"; {CPU_NOTE}"
     if not tips:
         return line + "; nothing lighter to try for this model here (writing to a file with --output still works)"
-    return line + "; try " + ("; then ".join(tips) if len(tips) > 1 else tips[0])
+    return line + "; try " + "; then ".join(tips)
 
 
 def figures(tts, loop_ms: float, total_ms: float | None = None) -> dict:
@@ -133,6 +133,8 @@ def figures(tts, loop_ms: float, total_ms: float | None = None) -> dict:
 
 
 def _pace(ms: float) -> str:
+    if ms <= 0:  # no frame was timed (a random model may stop at once)
+        return "not measured"
     if ms <= FRAME_MS:
         return f"{FRAME_MS / ms:.1f}x faster than real time"
     return f"{ms / FRAME_MS:.1f}x slower than real time"

@@ -164,3 +164,21 @@ def test_an_already_quantized_model_is_benched_only_as_it_is(tiny, tmp_path):
     folder = convert(tiny, tmp_path / "q8", quantize=True)
     assert bench_one(str(folder), "mixed", 3, 1, 1) == {"status": "skipped", "reason": f"{folder} is already quantized"}
     assert bench_one(str(folder), None, 3, 1, 1)["quantization"] is None
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "its process ended (SIGKILL) before writing a result"),
+    ("import sys, time; print('stuck', file=sys.stderr, flush=True); time.sleep(600)", "timed out after 5 s"),
+])
+def test_a_crashed_or_hung_part_is_an_error_entry(tmp_path, monkeypatch, body, expected):
+    from mlx_qwen3tts.bench import gpu_check
+
+    (tmp_path / "stand_in_part.py").write_text(body + "\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{ROOT}")
+    monkeypatch.setattr(gpu_check, "MODULE", "stand_in_part")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = gpu_check.run_part({"part": "bench"}, 5 if "sleep" in body else 60, work)
+    assert result["status"] == "error" and result["error"].startswith(expected), result
+    if "sleep" in body:
+        assert "stuck" in result["stderr_tail"]

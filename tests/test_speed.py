@@ -149,6 +149,9 @@ def test_figures_and_report():
     fast = speed.figures(tts, 40.0, 60.0)
     assert fast["real_time"] is True and fast["advice"] is None
     assert "advice: none needed" in speed.report(fast, "0.6B float32")
+    # A run whose model stopped at once has no frame loop to time: reported, not divided by.
+    none = speed.figures(tts, 0.0, 0.0)
+    assert none["bandwidth_gb_s"] is None and "not measured" in speed.report(none, "0.6B float32")
 
 
 def test_watch_judges_once_from_the_first_chunk_on():

@@ -16,10 +16,12 @@ request). Without a GPU the GPU parts are skipped with the reason and the rest s
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ from pathlib import Path
 import mlx.core as mx
 
 MODULE = "mlx_qwen3tts.bench.gpu_check"
+_RESULTS = itertools.count()  # names the children's result files
 GPU_PARTS = ("codec_decoder", "conv1d", "snake", "compiled_frame")
 PARTS = ("machine", *GPU_PARTS, "bf16_vs_float32", "xvector", "bench")
 # (label, in-memory quantization): the convert recipes, and every talker Linear at 4 bits.
@@ -142,12 +145,14 @@ def run_child(spec: dict) -> int:
 
 def run_part(spec: dict, timeout: float, workdir: Path) -> dict:
     """Runs one part in a fresh interpreter; a crash, a hang or a missing result is an error entry."""
-    out = workdir / f"part-{len(list(workdir.iterdir()))}.json"
+    out = workdir / f"part-{next(_RESULTS)}.json"
     start = time.perf_counter()
     argv = [sys.executable, "-m", MODULE, "--child", json.dumps(spec | {"out": str(out)})]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        stderr, why = proc.stderr, f"its process exited with status {proc.returncode} before writing a result"
+        rc = proc.returncode
+        code = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else f"status {rc}"
+        stderr, why = proc.stderr, f"its process ended ({code}) before writing a result"
     except subprocess.TimeoutExpired as e:
         stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr or ""
         why = f"timed out after {timeout:.0f} s (--timeout)"

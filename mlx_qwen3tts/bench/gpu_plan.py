@@ -51,17 +51,38 @@ class Checkpoints:
 
 
 def plan(args, out: Path) -> int:
-    """Runs every part, rewriting `out` after each; then writes and prints the summary."""
-    quick, gpu = args.quick, has_gpu()
-    timeout = args.timeout or (300 if quick else 900)
-    result = {"schema": 1, "mode": "quick" if quick else "full", "argv": sys.argv[1:],
+    """Runs every part, rewriting `out` after each; then writes and prints the summary.
+
+    Ctrl-C stops the run where it is: what was measured is kept and summarized (exit 130).
+    """
+    result = {"schema": 1, "mode": "quick" if args.quick else "full", "argv": sys.argv[1:],
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "parts": {}}
-    parts = result["parts"]
-    ckpts = Checkpoints(args)
-    frames = 8 if quick else 24
 
     def save() -> None:
         out.write_text(json.dumps(result, indent=2))
+
+    status = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
+            _run_parts(args, result["parts"], save, Path(tmp))
+    except KeyboardInterrupt:
+        result["interrupted"] = True
+        status = 130
+    save()
+    text = summary(result)
+    out.with_suffix(".txt").write_text(text + "\n")
+    print(f"\n{text}\n\nwrote {out} and {out.with_suffix('.txt')}: please send both files back")
+    return status
+
+
+def _run_parts(args, parts: dict, save: Callable[[], None], work: Path) -> None:
+    quick, gpu = args.quick, has_gpu()
+    timeout = args.timeout or (300 if quick else 900)
+    ckpts = Checkpoints(args)
+    frames = 8 if quick else 24
+
+    def child(spec: dict) -> dict:
+        return run_part(spec, timeout, work)
 
     def record(name: str, fn: Callable[[], dict]) -> None:
         start = time.perf_counter()
@@ -73,42 +94,31 @@ def plan(args, out: Path) -> int:
         save()
         print(line(name, parts[name]), flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
-        work = Path(tmp)
-
-        def child(spec: dict) -> dict:
-            return run_part(spec, timeout, work)
-
-        record("machine", lambda: {"status": "ok", **machine()})
-        for name in GPU_PARTS:
-            record(name, lambda n=name: child({"part": n, "checkpoint": ckpts[0], "frames": frames})
-                   if gpu else skipped(no_gpu_reason()))
-        record("bf16_vs_float32", lambda: child({"part": "bf16_vs_float32", "checkpoint": ckpts[0],
-                                                 "prompts": 1 if quick else 3, "frames": frames}))
-        record("xvector", lambda: child({"part": "xvector", "base_model": args.base_model, "ref_audio": args.ref_audio,
-                                         "seconds": [5.0] if quick else [5.0, 30.0, 60.0]})
-               if args.base_model else skipped("no Base model given (--base-model PATH)"))
-        parts["bench"] = bench = {"status": "running", "runs": []}
-        start = time.perf_counter()
-        for i in range(len(ckpts)):
-            for label, quant in QUICK_CONFIGS if quick else FULL_CONFIGS:
-                try:
-                    run = child({"part": "bench", "model": ckpts[i], "quant": quant, "frames": 8 if quick else 50,
-                                 "runs": 1 if quick else 3, "floor_reps": 1 if quick else 5})
-                except Exception as e:
-                    run = _error(e)
-                bench["runs"].append(run | {"config": label})
-                save()
-                print(bench_line(bench["runs"][-1]), flush=True)
-        ok = [r for r in bench["runs"] if r["status"] == "ok"]
-        bench |= {"status": "ok" if ok else "error", "seconds": time.perf_counter() - start}
-        if not ok:
-            bench["error"] = "no benchmark run succeeded"
-        save()
-    text = summary(result)
-    out.with_suffix(".txt").write_text(text + "\n")
-    print(f"\n{text}\n\nwrote {out} and {out.with_suffix('.txt')}: please send both files back")
-    return 0
+    record("machine", lambda: {"status": "ok", **machine()})
+    for name in GPU_PARTS:
+        record(name, lambda n=name: child({"part": n, "checkpoint": ckpts[0], "frames": frames})
+               if gpu else skipped(no_gpu_reason()))
+    record("bf16_vs_float32", lambda: child({"part": "bf16_vs_float32", "checkpoint": ckpts[0],
+                                             "prompts": 1 if quick else 3, "frames": frames}))
+    record("xvector", lambda: child({"part": "xvector", "base_model": args.base_model, "ref_audio": args.ref_audio,
+                                     "seconds": [5.0] if quick else [5.0, 30.0, 60.0]})
+           if args.base_model else skipped("no Base model given (--base-model PATH)"))
+    parts["bench"] = bench = {"status": "running", "runs": []}
+    start = time.perf_counter()
+    for i in range(len(ckpts)):
+        for label, quant in QUICK_CONFIGS if quick else FULL_CONFIGS:
+            try:
+                run = child({"part": "bench", "model": ckpts[i], "quant": quant, "frames": 8 if quick else 50,
+                             "runs": 1 if quick else 3, "floor_reps": 1 if quick else 5})
+            except Exception as e:  # e.g. the random checkpoint could not be written
+                run = _error(e)
+            bench["runs"].append(run | {"config": label})
+            save()
+            print(bench_line(bench["runs"][-1]), flush=True)
+    ok = [r for r in bench["runs"] if r["status"] == "ok"]
+    bench |= {"status": "ok" if ok else "error", "seconds": time.perf_counter() - start}
+    if not ok:
+        bench["error"] = "no benchmark run succeeded"
 
 
 def _e(x: float) -> str:
@@ -173,7 +183,8 @@ def bench_line(r: dict) -> str:
 def summary(result: dict) -> str:
     """The whole result as text: a line per part and per benchmark run, then each device report."""
     parts = result["parts"]
-    lines = [f"mlx_qwen3tts gpu_check ({result['mode']}), started {result['started']}"]
+    lines = [f"mlx_qwen3tts gpu_check ({result['mode']}), started {result['started']}"
+             + (", INTERRUPTED (Ctrl-C)" if result.get("interrupted") else "")]
     lines += [line(name, p) for name, p in parts.items() if name != "bench"]
     runs = parts.get("bench", {}).get("runs", [])
     lines += [bench_line(r) for r in runs]
