@@ -100,7 +100,7 @@ def advice(tts, ms_per_frame: float) -> str | None:
     tips = []
     if on_cpu():
         if talker_bits(model) is not None or float_dtype(model) != mx.float32:
-            tips.append("load the float checkpoint in float32 (load(..., dtype='float32'), as speak does)")
+            tips.append("the float checkpoint loaded in float32 (load(..., dtype='float32'), as speak does)")
     else:
         now = frame_bytes(model)
         for label, recipe, flags in QUANTIZED:
