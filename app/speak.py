@@ -14,12 +14,12 @@ import codecs
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
+from .status import Status
 from mlx_qwen3tts.text import estimate_seconds
 
 DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
@@ -168,40 +168,6 @@ def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-class Status:
-    """One status line on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, quiet: bool, player: Player | None):
-        self.quiet, self.player = quiet, player
-        self.live = not quiet and sys.stderr.isatty()
-        self._drawn = 0.0
-
-    def line(self, p: Progress) -> str:
-        first = p.first_chunk
-        if self.player is not None and self.player.started_at is not None:
-            first = self.player.started_at - p.started
-        parts = [f"{p.audio_seconds:.1f} s of speech", f"RTF {p.rtf:.2f}" if p.samples else "RTF -"]
-        parts.insert(1, f"first audio {first:.2f} s" if first is not None else "first audio -")
-        if self.player is not None:
-            parts.append(f"{self.player.underruns} underruns")
-        return " · ".join(parts)
-
-    def update(self, p: Progress) -> None:
-        now = time.perf_counter()
-        if self.live and now - self._drawn > 0.1:
-            self._drawn = now
-            sys.stderr.write("\r\033[K" + self.line(p))
-            sys.stderr.flush()
-
-    def done(self, p: Progress | None, note: str = "") -> None:
-        if self.quiet:
-            return
-        text = self.line(p) if p is not None else ""
-        text = " · ".join(t for t in (text, note) if t)
-        sys.stderr.write(("\r\033[K" if self.live else "") + text + "\n")
-        sys.stderr.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     listing = args.list_speakers or args.list_languages
     text: str | Iterator[str] = ""
@@ -250,12 +216,18 @@ def run(args: argparse.Namespace) -> int:
     status = Status(args.quiet, player)
     progress: Progress | None = None
     interrupted = False
+    # Only a listener needs real time; text still arriving would make its waits look slow.
+    from mlx_qwen3tts.speed import RealTimeWatch
+
+    watch = RealTimeWatch(tts) if player is not None and not args.quiet and isinstance(text, str) else None
 
     def on_chunk(p: Progress) -> None:
         nonlocal progress
         if progress is None:
             log.debug("first audio %.2f s after the start", p.first_chunk)
         progress = p
+        if watch is not None and (tip := watch.check(p.samples, p.sample_rate, p.elapsed)):
+            status.note(tip)
         status.update(p)
 
     try:

@@ -13,6 +13,7 @@ from mlx_qwen3tts.bench import main
 from mlx_qwen3tts.bench.checkpoint import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
+from mlx_qwen3tts.speed import frame_bytes
 from reference import requires_reference
 
 FILES = ["config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt",
@@ -57,9 +58,10 @@ def test_bench_writes_json(tiny, tmp_path, capsys):
     out = tmp_path / "bench.json"
     # Two runs: medians of integer counts come back as floats.
     assert main(["--model", str(tiny), "--frames", "5", "--runs", "2", "--dtype", "float32", "--quantize", "8",
-                 "--floor-reps", "2", "--vs", "mlx-audio", "--json", str(out)]) == 0
+                 "--floor-reps", "2", "--vs", "mlx-audio", "--device-report", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "time to first audio chunk" in printed and "kernel floor" in printed
+    assert printed.count("device report: custom_voice 0.6B") == 2 and "implied bandwidth" in printed
     assert "mlx-audio: skipped: mlx-audio is not installed" in printed
     data = json.loads(out.read_text())
     plain, quantized = data["results"]
@@ -75,6 +77,10 @@ def test_bench_writes_json(tiny, tmp_path, capsys):
         assert result["ms_per_frame"] == pytest.approx(result["talker_code_predictor_ms"] + result["decode_ms"])
         assert result["peak_memory_mb"] is None or result["peak_memory_mb"] > 0
     assert plain["quantization"] is None and quantized["quantization"] == 8 and quantized["quantized_layers"] > 0
+    # The report counts the loaded model's own parameters: fewer bytes once quantized.
+    assert plain["device_report"]["frame_bytes"] == frame_bytes(mlx_qwen3tts.load(tiny, dtype="float32").model)
+    assert 0 < quantized["device_report"]["frame_bytes"] < plain["device_report"]["frame_bytes"]
+    assert plain["device_report"]["loop_ms"] == plain["talker_code_predictor_ms"]
     if plain["frames"] > 2:
         assert plain["host_syncs_per_frame"] <= 1
     assert data["skipped"] == [{"stack": "mlx-audio", "reason": "mlx-audio is not installed (pip install mlx-audio)"}]

@@ -2,6 +2,7 @@
 
     python -m mlx_qwen3tts.bench --model Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --frames 50
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --kind custom_voice --json out.json
+    python -m mlx_qwen3tts.bench --make-checkpoint 1.7b --quantize 8 4 --device-report
 
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 bfloat16 --quantize 8 --vs reference
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 --vs mlx-audio \
@@ -34,31 +35,15 @@ from .reference import median_of
 from ..blas import warn_if_slow
 from ..generation import HostSyncs
 from .floor import kernel_floor, time_halves
+from ..speed import SIZES, figures, report
 from ..pipeline import DEFAULT_CHUNK_FRAMES
+from .table import column_label, format_table
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT = "Hello there. This is a short benchmark sentence, read out loud at an even pace."
 DEFAULT_INSTRUCT = "A calm, clear adult voice."
 GROUP_SIZE = 64
-# Printed rows: (result key, label, format).
-ROWS = [
-    ("frames", "frames produced", "{:.0f}"),
-    ("first_chunk_s", "time to first audio chunk (s)", "{:.3f}"),
-    ("rtf", "RTF, streamed (compute s / audio s)", "{:.3f}"),
-    ("prefill_s", "prefill + first frame (s)", "{:.3f}"),
-    ("talker_ms", "talker step (ms/frame)", "{:.1f}"),
-    ("code_predictor_ms", "code predictor, 15 steps (ms/frame)", "{:.1f}"),
-    ("talker_code_predictor_ms", "frame loop, steady state (ms/frame)", "{:.1f}"),
-    ("kernel_floor_ms", "kernel floor (ms/frame)", "{:.1f}"),
-    ("floor_ratio", "frame loop / kernel floor", "{:.3f}"),
-    ("host_syncs_per_frame", "host syncs per frame", "{:.2f}"),
-    ("decode_ms", f"decode, {DEFAULT_CHUNK_FRAMES[-1]}-frame steps (ms/frame)", "{:.1f}"),
-    ("ms_per_frame", "total steady state (ms/frame)", "{:.1f}"),
-    ("peak_memory_mb", "peak memory (MB)", "{:.0f}"),
-]
-
-
 def _reset_peak() -> None:
     if hasattr(mx, "reset_peak_memory"):
         mx.reset_peak_memory()
@@ -172,29 +157,6 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
     return {"median": median, "runs": results, "speaker": kwargs["speaker"], "instruct": kwargs["instruct"]}
 
 
-def _label(r: dict) -> str:
-    return (f"{r['stack']} {r['dtype']}" + (f" q{r['quantization']}" if r["quantization"] else "")
-            + (" +fwd" if r.get("sgemv_forwarder") else ""))
-
-
-def format_table(title: str, results: list[dict]) -> str:
-    """One column per stack and configuration; the last row is each one's speed over the
-    reference of the same dtype (reference ms/frame / its ms/frame)."""
-    refs = {r["dtype"]: r["ms_per_frame"] for r in results if r["stack"] == "reference"}
-    rows = [(label, [None if r.get(k) is None else fmt.format(r[k]) for r in results]) for k, label, fmt in ROWS]
-    if refs:
-        rows.append(("speed vs reference (x)", [f"{refs[r['dtype']] / r['ms_per_frame']:.2f}"
-                                                if refs.get(r["dtype"]) and r["ms_per_frame"] else None
-                                                for r in results]))
-    heads = [_label(r) for r in results]
-    width = max(len(label) for label, _ in rows)
-    cols = [max(len(h), *(len(v or "n/a") for _, vals in rows for v in [vals[i]])) for i, h in enumerate(heads)]
-    lines = [title, "-" * len(title), f"{'':<{width}}  " + "  ".join(f"{h:>{c}}" for h, c in zip(heads, cols))]
-    for label, vals in rows:
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{v or 'n/a':>{c}}" for v, c in zip(vals, cols)))
-    return "\n".join(lines)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlx-qwen3tts bench", description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -224,6 +186,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--live", action="store_true",
                    help="also time live text (word by word) against the whole text, in both prompt layouts")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
+    p.add_argument("--device-report", action="store_true",
+                   help="also print, per configuration, weight bytes read per frame, the bandwidth the "
+                        "frame loop implies, whether it keeps up with real time and what to try if not")
     return p
 
 
@@ -243,10 +208,12 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
         out["live"] = live_benchmark(tts, args.text, kwargs, args.runs)
         print(format_live(f"live text, {dtype or 'stored dtype'}{f' q{bits}' if bits else ''}", out["live"]))
     stored = str(tts.model.talker.model.norm.weight.dtype)
+    median = out["median"]
     result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind,
               "size": tts.config.tts_model_size, "dtype": dtype or stored.removeprefix("mlx.core."),
               "quantization": bits, "quantized_layers": layers, "frames_requested": args.frames,
-              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **out["median"],
+              "runs": args.runs, "speaker": out["speaker"], "instruct": out["instruct"], **median,
+              "device_report": figures(tts, median["talker_code_predictor_ms"], median["ms_per_frame"]),
               **({"live": out["live"]} if "live" in out else {})}
     return result, out["runs"]
 
@@ -271,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         for dtype, bits in [(d, None) for d in dtypes] + [(dtypes[0], b) for b in args.quantize]:
             result, r = _ours(model, dtype, bits, args)
             results.append(result)
-            runs[_label(result)] = r
+            runs[column_label(result)] = r
             gc.collect()
         if "reference" in args.vs:
             for dtype in dict.fromkeys(r["dtype"] for r in results):
@@ -281,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                     skipped.append({"stack": "reference", "reason": f"official implementation not importable: {e}"})
                     break
                 results.append(result)
-                runs[_label(result)] = r
+                runs[column_label(result)] = r
                 gc.collect()
         if "mlx-audio" in args.vs:
             python = find_python(args.mlx_audio_python)
@@ -295,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     skipped.append({"stack": "mlx-audio", "reason": str(e)})
                     break
                 results.append(result)
-                runs[_label(result)] = r
+                runs[column_label(result)] = r
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -303,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(f"{first['kind']} {first['size']}, {args.frames} frames, median of {args.runs}", results))
     for s in skipped:
         print(f"{s['stack']}: skipped: {s['reason']}")
+    for r in results if args.device_report else ():
+        if "device_report" in r:
+            print(report(r["device_report"], f"{r['kind']} {SIZES.get(r['size'], r['size'])}, {column_label(r)}"))
     if args.json_out:
         Path(args.json_out).expanduser().write_text(json.dumps(
             {"results": results, "skipped": skipped, "runs": runs}, indent=2))
