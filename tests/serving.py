@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ pytest.importorskip("fastapi", reason="the server tests need the test extra: pip
 uvicorn = pytest.importorskip("uvicorn")
 
 from mlx_qwen3tts.server import Settings, create_app  # noqa: E402
+from mlx_qwen3tts.server.cli import bind  # noqa: E402
 from tiny import make_tiny_checkpoint  # noqa: E402
 
 TEXT = "Hello world, this is a test of the server."
@@ -47,9 +47,7 @@ class LiveServer:
         self.state = self.app.state.server
 
     def __enter__(self) -> LiveServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
+        sock = bind("127.0.0.1", 0)  # the server's own: with Nagle off, as the CLI's
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5,
                                 ws_max_size=self.state.settings.ws_max_message_bytes)

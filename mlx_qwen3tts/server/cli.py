@@ -78,9 +78,13 @@ def check_exposure(host: str, api_key: str | None, allow_no_auth: bool) -> str |
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Made with proto IPPROTO_TCP, as asyncio only turns Nagle off
+    (TCP_NODELAY) on such sockets: with proto 0 a small message (audio.start) holds back the
+    audio frame after it until the client's delayed ACK, 40 ms later."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(128)
     return sock
