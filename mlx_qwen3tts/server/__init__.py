@@ -7,7 +7,17 @@ Needs the `server` extra (`pip install "mlx-qwen3tts[server]"`): FastAPI, uvicor
 python-multipart. The library never imports this package.
 """
 
-from .app import create_app
-from .state import Settings
-
 __all__ = ["Settings", "create_app"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so `python -m mlx_qwen3tts.server` restarts (fast BLAS) before MLX loads.
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    if name == "Settings":
+        from .state import Settings
+
+        return Settings
+    raise AttributeError(f"module 'mlx_qwen3tts.server' has no attribute {name!r}")

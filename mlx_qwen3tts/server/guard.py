@@ -58,8 +58,8 @@ class Guard:
         if refused is None:
             upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
             limit = self.max_upload + UPLOAD_SLACK if upload else self.max_body
-            what = "upload" if upload else "request body"
-            refused = _declared_too_large(scope, limit, what)
+            what, shown = ("upload", self.max_upload) if upload else ("request body", self.max_body)
+            refused = _declared_too_large(scope, limit, shown, what)
         if refused is not None:
             await _send_json(send, refused, scope)
             return
@@ -70,7 +70,7 @@ class Guard:
             if message["type"] == "http.request":
                 counted_receive.total += len(message.get("body", b""))
                 if counted_receive.total > limit:
-                    raise BodyTooLarge(limit, what)
+                    raise BodyTooLarge(shown, what)
             return message
 
         counted_receive.total = 0
@@ -85,10 +85,10 @@ class Guard:
             logger.info("%s %s %d %.3fs", scope["method"], scope["path"], status[0], time.perf_counter() - started)
 
 
-def _declared_too_large(scope, limit: int, what: str) -> APIError | None:
+def _declared_too_large(scope, limit: int, shown: int, what: str) -> APIError | None:
     length = dict(scope.get("headers") or []).get(b"content-length")
     try:
-        return BodyTooLarge(limit, what) if length is not None and int(length) > limit else None
+        return BodyTooLarge(shown, what) if length is not None and int(length) > limit else None
     except ValueError:
         return APIError(400, "Content-Length is not a number", "invalid_request")
 

@@ -225,7 +225,9 @@ class Session:
                 self._open(turn)
                 await self._json({"type": "audio.start", "utterance": self.utterance})
             record, self.record = self.record, None
-            record.finish_reason, record.chars = chunk.finish_reason or "eos", self.record_text[1]
+            reason = chunk.finish_reason or "eos"
+            record.finish_reason = "client_gone" if self.gone and reason == "cancelled" else reason
+            record.chars = self.record_text[1]
             self.last_done = time.perf_counter()
             record.compute = self.last_done - self.record_started
             self.state.log(record)
