@@ -12,10 +12,12 @@ behind the jobs that were waiting. Nobody waiting, an idle session keeps its str
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from mlx_qwen3tts import TextFeed
 
@@ -36,6 +38,19 @@ class _Gone(Exception):
     """The client has gone: nothing more can be sent."""
 
 
+@dataclass
+class _Text:  # a speakable utterance's text, for its log line
+    began: float
+    chars: int
+
+
+@dataclass
+class _OnAir:  # the utterance being spoken, and when its own work began
+    record: Record
+    text: _Text
+    started: float
+
+
 class Session:
     def __init__(self, ws, state: ServerState):
         self.ws, self.state = ws, state
@@ -50,12 +65,9 @@ class Session:
         self.granted: set[asyncio.Task] = set()
         self.done = self.gone = False
         self.utterance = 0  # the session's utterance numbers, across its streams
-        self.record: Record | None = None  # the utterance being spoken
-        self.record_text: list = [0.0, 0]  # its entry in `starts`
-        self.record_from = self.record_started = self.last_done = 0.0  # its text's start, its own, the last's end
-        # [when its text began, its characters] for each speakable utterance not yet spoken
-        self.starts: deque[list] = deque()
-        self.writing: list | None = None  # the entry of the utterance being written
+        self.texts: deque[_Text] = deque()  # speakable utterances written, not yet on air
+        self.on_air: _OnAir | None = None
+        self.last_done = 0.0  # when the last utterance ended
         self._send_lock = asyncio.Lock()
 
     # -- the client's messages -------------------------------------------------------------
@@ -104,12 +116,10 @@ class Session:
                                 f"{', '.join(WS_FORMATS)}", "unsupported_format")
         check_model(data, self.state.settings.model_id)
         self.options, self.format = stream_options(data, self.state, voice_required=False), fmt
+        voice = self.options.get("speaker") or (data.get("voice") if "voice" in self.options else None)
         await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": 24000,
-                          "channels": 1, "response_format": fmt, "voice": self._voice_name()})
+                          "channels": 1, "response_format": fmt, "voice": voice})
 
-    def _voice_name(self) -> str | None:
-        voice = self.options.get("voice")
-        return self.options.get("speaker") or (None if voice is None else "registered")
 
     async def _text(self, data: dict) -> None:
         text, limit = data.get("text"), self.state.settings.max_input_chars
@@ -128,14 +138,19 @@ class Session:
         self.chars += len(text)
         self.last_text = time.perf_counter()
         if self.speakable:
-            self.writing[1] += len(text)
+            self.texts[-1].chars += len(text)
         elif any(ch.isalnum() for ch in text):
-            self.speakable, self.writing = True, [self.last_text, self.chars]
-            self.starts.append(self.writing)
+            self.speakable = True
+            self.texts.append(_Text(self.last_text, self.chars))
             if not any(feed is self.feed for _, feed in self.jobs):
                 task = asyncio.create_task(self._speak(self.feed, self.options, self.format))
                 self.jobs.append((task, self.feed))
         self.changed.set()
+
+    def _leave(self, feed: TextFeed | None) -> None:
+        """New text goes to a new feed from now on (if `feed` is the current one)."""
+        if feed is self.feed:
+            self.feed, self.speakable, self.chars = None, False, 0
 
     async def _flush(self, data: dict) -> None:
         if self.feed is not None:
@@ -147,7 +162,7 @@ class Session:
         self.done = True
         if self.feed is not None:
             self.feed.close()  # a feed with nothing speakable has no job; it is simply dropped
-        self.feed, self.speakable, self.chars = None, False, 0
+        self._leave(self.feed)
         self.changed.set()
 
     async def _cancel(self, data: dict) -> None:
@@ -155,8 +170,8 @@ class Session:
             feed.cancel()
             if task not in self.granted:
                 task.cancel()
-        self.feed, self.speakable, self.chars = None, False, 0
-        self.starts.clear()
+        self._leave(self.feed)
+        self.texts.clear()
 
     # -- speaking -----------------------------------------------------------------------------
 
@@ -167,8 +182,7 @@ class Session:
                 turn = await self.state.scheduler.acquire("ws")
             except QueueFull as e:
                 feed.cancel()
-                if self.feed is feed:
-                    self.feed, self.speakable, self.chars = None, False, 0
+                self._leave(feed)
                 await self._error(f"{e}; this text was dropped", "server_busy")
                 return
             self.granted.add(task)
@@ -181,11 +195,11 @@ class Session:
             self.gone = True
         except Exception as e:
             logger.exception("websocket generation failed")
-            await self._error(f"generation failed ({type(e).__name__}: {e})", "generation_failed")
+            with contextlib.suppress(_Gone):
+                await self._error(f"generation failed ({type(e).__name__}: {e})", "generation_failed")
         finally:
             self.jobs = deque(job for job in self.jobs if job[0] is not task)
-            if self.feed is feed:
-                self.feed, self.speakable, self.chars = None, False, 0
+            self._leave(feed)
             if self.done and not self.jobs and not self.gone:
                 await self._close()
 
@@ -195,51 +209,51 @@ class Session:
         giving_back = asyncio.create_task(self._give_back_when_wanted(feed, turn))
         try:
             while (chunk := await generation.next()) is not None:
-                await self._chunk(chunk, encoder, turn)
+                await self._chunk(chunk, encoder, turn, fmt)
                 if chunk.index == 0:
                     generation.first_sent()
         finally:
             giving_back.cancel()
             generation.cancel()
             await generation.wait()
-            if self.record is not None:  # an utterance cut short by the client leaving, or a failure
-                record, self.record = self.record, None
-                record.finish_reason, record.frames = "client_gone" if self.gone else "error", generation.frames
-                record.chars, record.compute = self.record_text[1], time.perf_counter() - self.record_started
-                self.state.log(record)
+            if self.on_air is not None:  # an utterance cut short by the client leaving, or a failure
+                self.on_air.record.frames = generation.frames
+                self._finish("client_gone" if self.gone else "error")
 
-    async def _chunk(self, chunk, encoder, turn: Turn) -> None:
-        if len(chunk.samples) and self.record is None:
-            self._open(turn)
-            await self._json({"type": "audio.start", "utterance": self.utterance})
+    async def _chunk(self, chunk, encoder, turn: Turn, fmt: str) -> None:
         if len(chunk.samples):
-            record = self.record
+            if self.on_air is None:
+                await self._open(turn, fmt)
+            record = self.on_air.record
             if record.ttfb is None:
-                record.ttfb = time.perf_counter() - self.record_from
+                record.ttfb = time.perf_counter() - self.on_air.text.began
             await self._bytes(encoder.encode(chunk.samples))
             record.audio_seconds += len(chunk.samples) / 24000
             record.frames = chunk.frames
-        ends = chunk.end_of_utterance or (chunk.is_last and self.record is not None)
-        if ends and (self.record is not None or chunk.finish_reason != "cancelled"):
-            if self.record is None:  # an utterance that made no audio still gets its start and done
-                self._open(turn)
-                await self._json({"type": "audio.start", "utterance": self.utterance})
-            record, self.record = self.record, None
+        ends = chunk.end_of_utterance or (chunk.is_last and self.on_air is not None)
+        if ends and (self.on_air is not None or chunk.finish_reason != "cancelled"):
+            if self.on_air is None:  # an utterance that made no audio still gets its start and done
+                await self._open(turn, fmt)
             reason = chunk.finish_reason or "eos"
-            record.finish_reason = "client_gone" if self.gone and reason == "cancelled" else reason
-            record.chars = self.record_text[1]
-            self.last_done = time.perf_counter()
-            record.compute = self.last_done - self.record_started
-            self.state.log(record)
-            self.utterance += 1
+            record = self._finish("client_gone" if self.gone and reason == "cancelled" else reason)
             await self._json({"type": "audio.done", "utterance": record.utterance,
                               "finish_reason": record.finish_reason, "audio_seconds": round(record.audio_seconds, 4)})
 
-    def _open(self, turn: Turn) -> None:
-        self.record = Record("ws", format=self.format, utterance=self.utterance, queued=turn.waited, ahead=turn.ahead)
-        self.record_text = self.starts.popleft() if self.starts else [time.perf_counter(), 0]
-        self.record_from = self.record_text[0]
-        self.record_started = max(self.last_done, self.record_from, turn.granted)
+    async def _open(self, turn: Turn, fmt: str) -> None:
+        text = self.texts.popleft() if self.texts else _Text(time.perf_counter(), 0)
+        record = Record("ws", format=fmt, utterance=self.utterance, queued=turn.waited, ahead=turn.ahead)
+        self.on_air = _OnAir(record, text, max(self.last_done, text.began, turn.granted))
+        await self._json({"type": "audio.start", "utterance": self.utterance})
+
+    def _finish(self, reason: str) -> Record:
+        """Ends the utterance on air: its log line, and the next utterance number."""
+        on_air, self.on_air = self.on_air, None
+        self.last_done = time.perf_counter()
+        record = on_air.record
+        record.finish_reason, record.chars, record.compute = reason, on_air.text.chars, self.last_done - on_air.started
+        self.state.log(record)
+        self.utterance += 1
+        return record
 
     async def _give_back_when_wanted(self, feed: TextFeed, turn: Turn) -> None:
         await turn.wanted.wait()
@@ -249,7 +263,7 @@ class Session:
                 # close() speaks what the feed holds to its end, then the stream ends and the
                 # turn goes back; later text goes to a new feed and a new turn.
                 feed.close()
-                self.feed, self.speakable, self.chars = None, False, 0
+                self._leave(self.feed)
                 logger.info("websocket session gives the model to the next job")
                 return
             self.changed.clear()
