@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts.server.cli import check_exposure, is_loopback

@@ -131,22 +131,26 @@ def measure(tts, requests: int = 5, frames: int = 8) -> dict:
             logging.info("round %d/%d: %s", i + 1, requests, ", ".join(f"{k} {v[-1] * 1e3:.1f} ms"
                                                                          for k, v in times.items()))
     med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}  # on a busy machine the floor shows the overhead best
     return {"kind": tts.kind, "size": tts.config.tts_model_size, "requests": requests, "frames": frames,
-            "median_s": med, "runs_s": times,
+            "median_s": med, "best_s": best, "runs_s": times,
             "http_overhead_ms": (med["http"] - med["in_process"]) * 1e3,
-            "websocket_overhead_ms": (med["websocket"] - med["in_process"]) * 1e3}
+            "websocket_overhead_ms": (med["websocket"] - med["in_process"]) * 1e3,
+            "http_overhead_best_ms": (best["http"] - best["in_process"]) * 1e3,
+            "websocket_overhead_best_ms": (best["websocket"] - best["in_process"]) * 1e3}
 
 
 def format_report(result: dict) -> str:
-    med = result["median_s"]
-    lines = [f"{result['kind']} {result['size']}: time to first audio, median of {result['requests']} "
-             f"({result['frames']} frames per request)",
-             f"  in process (tts.stream, first chunk)   {med['in_process'] * 1e3:8.1f} ms",
-             f"  HTTP (POST /v1/audio/speech, pcm)      {med['http'] * 1e3:8.1f} ms",
-             f"  WebSocket (first binary frame)         {med['websocket'] * 1e3:8.1f} ms"]
+    med, best = result["median_s"], result["best_s"]
+    lines = [f"{result['kind']} {result['size']}: time to first audio over {result['requests']} rounds "
+             f"({result['frames']} frames per request)", f"  {'':<40}{'median':>10}{'best':>10}"]
+    for key, label in (("in_process", "in process (tts.stream, first chunk)"),
+                       ("http", "HTTP (POST /v1/audio/speech, pcm)"), ("websocket", "WebSocket (first binary frame)")):
+        lines.append(f"  {label:<40}{med[key] * 1e3:8.1f} ms{best[key] * 1e3:8.1f} ms")
     for name in ("http", "websocket"):
-        ms = result[f"{name}_overhead_ms"]
-        lines.append(f"  server overhead, {name:<9}              {ms:8.1f} ms ({ms / FRAME_MS:.2f} frames of 80 ms)")
+        ms, floor = result[f"{name}_overhead_ms"], result[f"{name}_overhead_best_ms"]
+        lines.append(f"  {'server overhead, ' + name:<40}{ms:8.1f} ms{floor:8.1f} ms"
+                     f"  ({ms / FRAME_MS:.2f} / {floor / FRAME_MS:.2f} frames of 80 ms)")
     return "\n".join(lines)
 
 
