@@ -148,6 +148,20 @@ def test_the_api_key_guards_every_route_and_the_websocket(tts):
             assert ws.until_closed() == 1000 and ws.events[-1]["type"] == "audio.done"
 
 
+def test_no_cors_unless_asked_for(server, tts):
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}
+    refused = httpx.options(f"{server.url}/v1/audio/speech", headers=preflight)
+    assert "access-control-allow-origin" not in refused.headers
+    plain = httpx.get(f"{server.url}/health", headers={"Origin": "https://app.example"})
+    assert plain.status_code == 200 and "access-control-allow-origin" not in plain.headers
+    with LiveServer(tts, cors_origins=("https://app.example",), api_key="k") as allowed:
+        ok = httpx.options(f"{allowed.url}/v1/audio/speech", headers=preflight)  # a preflight carries no key
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.options(f"{allowed.url}/v1/audio/speech", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
 def test_the_server_still_answers_right_after_all_of_them(server, tts):
     r = httpx.post(f"{server.url}/v1/audio/speech", json=GOOD, timeout=60)
     assert r.status_code == 200

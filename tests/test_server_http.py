@@ -90,6 +90,16 @@ def test_the_plain_openai_call_and_aliases(server, reference):
         np.testing.assert_allclose(decode(body, "pcm"), reference.samples, atol=PCM16)
 
 
+def test_instructions_and_language_reach_the_model(server, tts):
+    instruct = "Speak slowly and warmly."
+    expected = tts.generate(TEXT, speaker="eric", instruct=instruct, language="english", **ARGS).samples
+    body = server.openai().audio.speech.create(model="tts-1", voice="Eric", input=TEXT, instructions=instruct,
+                                               response_format="pcm", extra_body={"language": "English", **ARGS})
+    np.testing.assert_allclose(decode(body.content, "pcm"), expected, atol=PCM16)
+    plain = tts.generate(TEXT, speaker="eric", **ARGS).samples
+    assert not np.allclose(expected, plain, atol=4 * PCM16)  # the instruction and language made a difference
+
+
 def test_sse_deltas_decode_to_the_same_audio(server, reference):
     client = server.openai()
     with client.audio.speech.with_streaming_response.create(

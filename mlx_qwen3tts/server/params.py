@@ -75,12 +75,16 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
                 raise APIError(400, f"voice is required: one of {', '.join(registry.presets)}", "missing_voice",
                                "voice")
             voice = registry.presets[0]
-        options["speaker"] = registry.preset(voice) or _raise(registry.unknown(voice))
+        if (speaker := registry.preset(voice)) is None:
+            raise registry.unknown(voice)
+        options["speaker"] = speaker
     elif tts.kind == "base":
         if not voice:
             raise APIError(400, "voice is required: the name of a registered voice (GET /v1/audio/voices lists "
                                 "them; POST /v1/audio/voices registers one)", "missing_voice", "voice")
-        options["voice"] = registry.load(voice) or _raise(registry.unknown(voice))
+        if (registered := registry.load(voice)) is None:
+            raise registry.unknown(voice)
+        options["voice"] = registered
     # A VoiceDesign model's voice is its `instructions`; `voice` (which OpenAI clients always send) is unused.
     instructions = _string(data, "instructions")
     if instructions and instructions.strip():
@@ -108,10 +112,6 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
     except ValueError as e:
         raise APIError(400, str(e), "invalid_request") from None
     return options
-
-
-def _raise(error: APIError):
-    raise error
 
 
 def _no_instructions(kind: str) -> str:

@@ -55,7 +55,7 @@ class VoiceRegistry:
         return path
 
     def registered(self) -> list[str]:
-        if self.folder is None:
+        if self.folder is None or self.kind != "base":  # only a Base model speaks in a registered voice
             return []
         return sorted(p.name[: -len(SUFFIX)] for p in self.folder.glob(f"*{SUFFIX}")
                       if NAME.fullmatch(p.name[: -len(SUFFIX)]))
@@ -75,7 +75,7 @@ class VoiceRegistry:
 
     def load(self, name: str) -> Voice | None:
         """The registered voice `name`, or None when there is none by that name."""
-        if self.folder is None or not NAME.fullmatch(name):
+        if self.folder is None or self.kind != "base" or not NAME.fullmatch(name):
             return None
         path = self._path(name)
         try:
