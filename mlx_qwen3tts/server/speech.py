@@ -60,7 +60,7 @@ class SpeechResponse(Response):
             await self._serve(send)
         except Exception as e:
             error = e if isinstance(e, APIError) else _unexpected(e, self.record.id)
-            self.record.finish_reason = self.record.finish_reason or f"error {error.code}"
+            self.record.finish_reason = self.record.finish_reason or f"error:{error.code}"
             if not self._started:
                 await self._send_json(send, error)
             else:  # the status line has gone: all that is left is to end the body early
