@@ -78,6 +78,8 @@ def test_register_speak_and_delete_a_voice(server, tts, recording):
 
 def test_the_openai_client_registers_a_voice_under_an_openai_name(server, tts, recording):
     client = server.openai()
+    if not hasattr(client.audio, "voices"):
+        pytest.skip("this openai client predates audio.voices")
     voice = client.audio.voices.create(audio_sample=recording.open("rb"), name="alloy", consent="unused")
     assert voice.id == "alloy" and voice.type == "audio_sample"
     expected = tts.generate(TEXT, voice=tts.clone_voice(recording, x_vector_only=True), **OPTIONS).samples
