@@ -42,6 +42,7 @@ BAD_REQUESTS = [
     ("seed as a string", {"seed": "7"}, 400, "invalid_value", 'seed must be an integer from 0 to 2147483647, got "7"'),
     ("negative temperature", {"temperature": -1}, 400, "invalid_value", "temperature must be a number from 0"),
     ("top_p of 0", {"top_p": 0}, 400, "invalid_value", "top_p must be a number above 0 and at most 1"),
+    ("unknown text_layout", {"text_layout": "poem"}, 400, "invalid_value", 'unsupported text_layout "poem"; choose streaming'),
     ("max_new_tokens of 0", {"max_new_tokens": 0}, 400, "invalid_value", "max_new_tokens must be an integer from 1 to 8192"),
     ("a 2 MB body", {"input": "a" * (2 << 20)}, 413, "body_too_large", "the request body is over the 1 MB limit"),
 ]
@@ -118,8 +119,8 @@ def test_bad_websocket_messages_get_an_error_and_the_session_goes_on(server, tts
         ws.send("input.text", text=TEXT)
         ws.send("input.done")
         assert ws.until_closed() == 1000
-    np.testing.assert_allclose(ws.samples(0), tts.generate(TEXT, speaker="eric", seed=2, max_new_tokens=5).samples,
-                               atol=1 / 32768 + 1e-6)
+    expected = tts.generate(TEXT, speaker="eric", seed=2, max_new_tokens=5, non_streaming_mode=False).samples
+    np.testing.assert_allclose(ws.samples(0), expected, atol=1 / 32768 + 1e-6)
 
 
 def test_the_api_key_guards_every_route_and_the_websocket(tts):

@@ -17,6 +17,7 @@ pytest.importorskip("websockets")
 
 SECOND = "And here is a second sentence, after the flush."
 OPTIONS = dict(seed=3, max_new_tokens=12)
+LIVE = dict(non_streaming_mode=False)  # the WebSocket's default layout: the model reads the text as it speaks
 LONG = dict(seed=0, max_new_tokens=200)  # this text and seed run to the budget: about 2.8 s of work
 PCM16 = 1 / 32768 + 1e-6
 
@@ -47,7 +48,7 @@ def live_api(tts, ops, **options) -> dict[int, np.ndarray]:
         feed.flush() if op is None else feed.write(op)
     feed.close()
     out: dict[int, list] = {}
-    for chunk in tts.stream(feed, speaker="vivian", **options):
+    for chunk in tts.stream(feed, speaker="vivian", **LIVE, **options):
         out.setdefault(chunk.utterance, []).append(chunk.samples)
     return {u: np.concatenate(parts) for u, parts in out.items()}
 
@@ -91,7 +92,7 @@ def test_cancel_stops_the_utterance_and_the_session_goes_on(server, tts):
         assert ws.until_closed() == 1000
     second = ws.events[-1]
     assert second["type"] == "audio.done" and second["utterance"] == 1
-    expected = tts.generate(SECOND, speaker="eric", **OPTIONS).samples
+    expected = tts.generate(SECOND, speaker="eric", **LIVE, **OPTIONS).samples
     np.testing.assert_allclose(ws.samples(1), expected, atol=PCM16)
 
 
@@ -136,7 +137,8 @@ def test_an_idle_session_gives_the_model_to_a_waiting_request(server, tts):
         ws.send("input.text", text=SECOND)  # later text: a new stream, on a new turn
         ws.send("input.done")
         assert ws.until_closed() == 1000
-    np.testing.assert_allclose(ws.samples(1), tts.generate(SECOND, speaker="vivian", **OPTIONS).samples, atol=PCM16)
+    np.testing.assert_allclose(ws.samples(1), tts.generate(SECOND, speaker="vivian", **LIVE, **OPTIONS).samples,
+                               atol=PCM16)
 
 
 def test_a_session_stalled_mid_utterance_gives_way_after_its_idle_time(tts):
@@ -152,4 +154,21 @@ def test_a_session_stalled_mid_utterance_gives_way_after_its_idle_time(tts):
         done = ws.until("audio.done")  # what it had was spoken as an utterance, then it gave way
         request.join(60)
         assert result["r"].status_code == 200 and done["finish_reason"] in ("eos", "max_new_tokens")
-        np.testing.assert_allclose(ws.samples(0), tts.generate(TEXT, speaker="vivian", **OPTIONS).samples, atol=PCM16)
+        expected = tts.generate(TEXT, speaker="vivian", **LIVE, **OPTIONS).samples
+        np.testing.assert_allclose(ws.samples(0), expected, atol=PCM16)
+
+
+def test_text_layout_whole_puts_each_utterance_in_the_prompt_first(server, tts):
+    with Socket(server) as ws:
+        ws.send("session.config", voice="vivian", text_layout="whole", **OPTIONS)
+        for piece in pieces(TEXT):
+            ws.send("input.text", text=piece)
+        ws.send("input.done")
+        assert ws.until_closed() == 1000
+    whole = tts.generate(TEXT, speaker="vivian", **OPTIONS).samples  # the library's default for CustomVoice
+    np.testing.assert_allclose(ws.samples(0), whole, atol=PCM16)
+    r = httpx.post(f"{server.url}/v1/audio/speech", timeout=60, json={
+        "input": TEXT, "voice": "vivian", "response_format": "pcm", "text_layout": "streaming", **OPTIONS})
+    streaming = tts.generate(TEXT, speaker="vivian", **LIVE, **OPTIONS).samples
+    np.testing.assert_allclose(decode(r.content, "pcm"), streaming, atol=PCM16)
+    assert not np.allclose(whole, streaming, atol=4 * PCM16)

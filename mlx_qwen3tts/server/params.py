@@ -17,6 +17,7 @@ from .errors import APIError
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 STREAM_FORMATS = ("audio", "sse")
+TEXT_LAYOUTS = ("streaming", "whole")
 # name -> (type, low, high, low inclusive, what it takes)
 NUMBERS = {
     "seed": (int, 0, 2**31 - 1, True, "an integer from 0 to 2147483647"),
@@ -61,7 +62,8 @@ def _string(data: dict, name: str) -> str | None:
 
 
 def stream_options(data: dict, state, *, voice_required: bool) -> dict:
-    """`voice`, `instructions`, `language`, `seed` and the sampling fields -> `tts.stream()` keywords."""
+    """`voice`, `instructions`, `language`, `seed`, `text_layout` and the sampling fields -> `tts.stream()`
+    keywords (without `text_layout`, the library's default for the model's kind)."""
     tts, registry, limit = state.require_tts(), state.registry, state.settings.max_input_chars
     options: dict = {}
     voice = data.get("voice")
@@ -103,6 +105,13 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
     for name, spec in NUMBERS.items():
         if (value := _number(data, name, *spec)) is not None:
             options[name] = value
+    layout = _string(data, "text_layout")
+    if layout is not None:
+        if layout not in TEXT_LAYOUTS:
+            raise APIError(400, f"unsupported text_layout {json.dumps(layout)}; choose streaming (the model reads "
+                                "the text as it speaks) or whole (the text sits in the prompt first)",
+                           "invalid_value", "text_layout")
+        options["non_streaming_mode"] = layout == "whole"
     cap = tts.sampling.max_new_tokens
     tokens = _number(data, "max_new_tokens", int, 1, cap, True, f"an integer from 1 to {cap} (codec frames)")
     if tokens is not None:

@@ -115,7 +115,10 @@ class Session:
             raise APIError(400, f"unsupported response_format {json.dumps(fmt)}; choose one of: "
                                 f"{', '.join(WS_FORMATS)}", "unsupported_format")
         check_model(data, self.state.settings.model_id)
-        self.options, self.format = stream_options(data, self.state, voice_required=False), fmt
+        # Live text defaults to the streaming layout, as `speak` does: speech starts after the
+        # first words instead of at each utterance's end.
+        self.options = {"non_streaming_mode": False, **stream_options(data, self.state, voice_required=False)}
+        self.format = fmt
         voice = self.options.get("speaker") or (data.get("voice") if "voice" in self.options else None)
         await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": 24000,
                           "channels": 1, "response_format": fmt, "voice": voice})
