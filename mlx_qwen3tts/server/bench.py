@@ -98,7 +98,9 @@ def over_websocket(url: str, options: dict) -> float:
 
 
 def _fields(options: dict) -> dict:
-    out = {k: v for k, v in options.items() if k not in ("speaker", "instruct")}
+    """The request's fields for the server, the same request as `options` in process."""
+    out = {k: v for k, v in options.items() if k not in ("speaker", "instruct", "non_streaming_mode")}
+    out["text_layout"] = "whole" if options["non_streaming_mode"] else "streaming"
     if "speaker" in options:
         out["voice"] = options["speaker"]
     if options.get("instruct"):
@@ -110,7 +112,8 @@ def measure(tts, requests: int = 5, frames: int = 8) -> dict:
     """Medians of the three times to first audio, same request, interleaved rounds."""
     import httpx
 
-    options = {"seed": 0, "max_new_tokens": frames + 1}
+    # The streaming text layout (the WebSocket's default, and speak's) on all three paths.
+    options = {"seed": 0, "max_new_tokens": frames + 1, "non_streaming_mode": False}
     if tts.kind == "custom_voice":
         options["speaker"] = tts.speakers[0]
     elif tts.kind == "voice_design":
