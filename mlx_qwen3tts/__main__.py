@@ -3,6 +3,7 @@
     python -m mlx_qwen3tts speak "Hello there."
     python -m mlx_qwen3tts convert --hf-path Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --mlx-path tts-8bit -q
     python -m mlx_qwen3tts bench --make-checkpoint 0.6b
+    python -m mlx_qwen3tts serve --port 8000
 
 Each command keeps its own parser (`python -m mlx_qwen3tts speak --help`). What every command
 needs before it starts (on Linux, the fast BLAS) happens here, once.
@@ -18,6 +19,7 @@ COMMANDS = {
     "speak": ("mlx_qwen3tts.app.speak", "say text out loud as it is generated, or write it to a file"),
     "convert": ("mlx_qwen3tts.convert", "convert a checkpoint to MLX (4/8-bit), or report a conversion's quality"),
     "bench": ("mlx_qwen3tts.bench.run", "time to first audio, real-time factor and per-frame cost"),
+    "serve": ("mlx_qwen3tts.server.cli", "a local speech server: OpenAI's speech API and a live-text WebSocket"),
 }
 
 
@@ -73,6 +75,7 @@ def console() -> None:
 speak = entry("speak")
 convert = entry("convert")
 bench = entry("bench")
+serve = entry("serve")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,7 +20,7 @@ def run(*argv: str, env: dict | None = None, cwd: Path | None = None) -> subproc
 def test_dispatcher_lists_the_commands():
     out = run("-m", "mlx_qwen3tts", "--help")
     assert out.returncode == 0, out.stderr
-    for command in ("speak", "convert", "bench"):
+    for command in ("speak", "convert", "bench", "serve"):
         assert f"  {command} " in out.stdout
     bare = run("-m", "mlx_qwen3tts")
     assert bare.returncode == 2 and "usage: python -m mlx_qwen3tts <command>" in bare.stdout
@@ -29,7 +29,7 @@ def test_dispatcher_lists_the_commands():
 def test_unknown_command_is_one_line():
     out = run("-m", "mlx_qwen3tts", "speek", "Hello.")
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: unknown command 'speek'; choose one of: speak, convert, bench"
+    assert out.stderr.strip() == "error: unknown command 'speek'; choose one of: speak, convert, bench, serve"
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -40,6 +40,8 @@ def test_unknown_command_is_one_line():
     (("convert.py", "--help"), "--quant-recipe"),
     (("-m", "mlx_qwen3tts", "bench", "--help"), "--make-checkpoint"),
     (("-m", "mlx_qwen3tts.bench", "--help"), "--make-checkpoint"),
+    (("-m", "mlx_qwen3tts", "serve", "--help"), "--max-queue"),
+    (("-m", "mlx_qwen3tts.server", "--help"), "--max-queue"),
 ])
 def test_every_entry_reaches_its_parser(argv, needle):
     out = run(*argv, cwd=ROOT)
