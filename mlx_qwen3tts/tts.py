@@ -102,7 +102,11 @@ class TTS:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _request(self, **kwargs) -> Request:
+    def _request(self, text: Text | None = None, **kwargs) -> Request:
+        whole = isinstance(text, str) or (isinstance(text, TextFeed) and text.closed)
+        if kwargs.get("non_streaming_mode") is None and text is not None and not whole:
+            # Live text: read as it comes (the whole-text layout would wait for each segment).
+            kwargs["non_streaming_mode"] = False
         return build_request(self.config, self.tokenizer, self.sampling, **kwargs)
 
     def _feed(self, text: Text, max_segment_tokens: int) -> TextFeed:
@@ -183,7 +187,7 @@ class TTS:
         `guards=False` turns the runaway guards off (the reference behaviour); texts over
         `max_segment_tokens` are generated sentence group by sentence group.
         """
-        request, guards = self._request(max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
+        request, guards = self._request(text, max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
         feed = self._feed(text, max_segment_tokens)
         return _stack(self._run(lambda: iter(self._frames(request, feed, guards)), feed))
 
@@ -200,7 +204,7 @@ class TTS:
         seed = kwargs.pop("seed", None)
         for attempt in range(retries + 1 if isinstance(text, str) else 1):
             run_seed = None if seed is None else seed + 1000 * attempt
-            request = self._request(seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
+            request = self._request(text, seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
             audio = self._generate(request, self._feed(text, max_segment_tokens), guards, trim_silence, on_chunk)
             if audio.finish_reason not in GUARD_REASONS or attempt == retries:
                 return audio
@@ -249,7 +253,7 @@ class TTS:
         an utterance have `end_of_utterance` and `finish_reason`.
         """
         start = time.perf_counter()
-        request, guards = self._request(max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
+        request, guards = self._request(text, max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
         next(chunk_schedule(chunk_frames))  # validates now
         feed = self._feed(text, max_segment_tokens)
 

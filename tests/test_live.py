@@ -223,3 +223,11 @@ def test_memory_stays_flat_over_a_long_live_stream(custom_voice):
                 active[mark] = mx.get_active_memory()
     assert chunk.frames >= 2400
     assert active[2400] <= active[800] * 1.10, active
+
+
+def test_live_text_reads_in_the_streaming_layout_by_default(custom_voice):
+    kw = dict(speaker="vivian", language="english", **GREEDY)
+    live = custom_voice.generate_codes(iter(per_word(TEXT)), **kw)
+    np.testing.assert_array_equal(live, custom_voice.generate_codes(TEXT, **kw, non_streaming_mode=False))
+    # A whole text keeps the official default for a preset voice: its text sits in the prompt.
+    assert not np.array_equal(custom_voice.generate_codes(TEXT, **kw), live)

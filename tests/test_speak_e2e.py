@@ -28,8 +28,9 @@ def test_output_equals_generate_for_the_same_seed(folder, tmp_path):
                 "--max-new-tokens", "40", "--output", str(out), "--no-play", "-q")
     assert run.returncode == 0, run.stderr
     written, sr = sf.read(out, dtype="float32")
+    # speak reads text in the streaming-text layout (--text-layout streaming).
     expected = mlx_qwen3tts.load(folder).generate("Hello world.", speaker="vivian", seed=3, max_new_tokens=40,
-                                                  trim_silence=True)
+                                                  trim_silence=True, non_streaming_mode=False)
     assert sr == 24000 and len(written) == len(expected.samples) > 0
     np.testing.assert_allclose(written, expected.samples, atol=1 / 16384)  # 16-bit WAV
 

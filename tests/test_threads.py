@@ -108,3 +108,38 @@ def test_memory_is_released_after_long_and_short_requests(tts):
     assert active[49] <= active[9] * 1.10, (active[9], active[49])
     assert peaks[25] <= peaks[0] * 1.10  # long ones
     assert max(peaks[41:]) <= max(peaks[11:20]) * 1.10  # short ones
+
+
+def test_a_stream_waiting_for_its_text_holds_up_nothing_else(tts, tmp_path):
+    from mlx_qwen3tts import TextFeed
+
+    feed = TextFeed()
+    feed.write("hello there, and ")  # the stream starts, then waits for more text
+    stream = tts.stream(feed, speaker="vivian", max_new_tokens=60)
+    first = next(stream)
+    assert len(first.samples)
+    # Meanwhile other work goes on: a decode on this model, a whole generation on another.
+    assert len(tts.decode(np.zeros((3, 16), np.int32))) == 3 * 1920
+    other = mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path / "other", seed=2))
+    assert len(other.generate_codes("hi there", speaker="vivian", max_new_tokens=5)) == 4
+    feed.write("goodbye.")
+    feed.close()
+    rest = list(stream)
+    assert rest[-1].is_last
+
+
+def test_closing_a_stream_while_another_thread_reads_it(tts):
+    from mlx_qwen3tts import TextFeed
+
+    feed = TextFeed()
+    feed.write("hello there, ")
+    stream = tts.stream(feed, speaker="vivian", max_new_tokens=200)
+    next(stream)
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(stream))  # blocks: the text stops here
+    reader.start()
+    stream.close()  # from this thread, while the reader waits inside next()
+    reader.join(30)
+    assert not reader.is_alive()
+    assert list(stream) == []  # closed for good: nothing starts again
+    assert len(tts.generate_codes("Next.", speaker="vivian", max_new_tokens=4)) == 3

@@ -136,6 +136,9 @@ def write_speech_tokenizer(folder: Path, size: str = "tiny", seed: int = 0) -> N
         block = dict(TINY_DECODER)
         decoder = SpeechDecoder(DecoderConfig.from_dict(block))
         weights = dict(tree_flatten(decoder.parameters()))
+        # MLX leaves the codebooks at zero: then every code decodes alike, and audio could not
+        # tell one request's codes from another's.
+        weights |= {k: mx.random.normal(v.shape) for k, v in weights.items() if k.endswith("codebooks")}
     else:
         block = asdict(DecoderConfig())
         decoder = SpeechDecoder(DecoderConfig.from_dict(block))
