@@ -39,6 +39,21 @@ def speaking_checkpoint(folder: Path, kind: str = "custom_voice", size: str = "1
     return path
 
 
+@pytest.fixture(scope="module")
+def tts(tmp_path_factory):
+    """One speaking tiny CustomVoice model per test module (import it with `server`)."""
+    import mlx_qwen3tts
+
+    return mlx_qwen3tts.load(speaking_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv"))
+
+
+@pytest.fixture(scope="module")
+def server(tts):
+    """A server on `tts` for the whole module."""
+    with LiveServer(tts) as live:
+        yield live
+
+
 class LiveServer:
     """`with LiveServer(tts, max_queue=2) as server:` serves `tts` at `server.url` until the block ends."""
 

@@ -12,6 +12,7 @@ import pytest
 
 import mlx_qwen3tts
 from serving import TEXT, LiveServer, Socket, decode, speaking_checkpoint
+from serving import server, tts  # noqa: F401  (fixtures)
 
 pytest.importorskip("websockets")
 
@@ -46,17 +47,6 @@ BAD_REQUESTS = [
     ("max_new_tokens of 0", {"max_new_tokens": 0}, 400, "invalid_value", "max_new_tokens must be an integer from 1 to 8192"),
     ("a 2 MB body", {"input": "a" * (2 << 20)}, 413, "body_too_large", "the request body is over the 1 MB limit"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(speaking_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv"))
-
-
-@pytest.fixture(scope="module")
-def server(tts):
-    with LiveServer(tts) as live:
-        yield live
 
 
 def check_error(response: httpx.Response, status: int, code: str, words: str) -> None:

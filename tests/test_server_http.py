@@ -13,22 +13,12 @@ import pytest
 
 import mlx_qwen3tts
 from serving import TEXT, LiveServer, aligned_correlation, decode, speaking_checkpoint
+from serving import server, tts  # noqa: F401  (fixtures)
 
 pytest.importorskip("openai")
 
 ARGS = dict(seed=7, max_new_tokens=16)  # 15 frames: chunks of 1, 2, 4 and 8
 PCM16 = 1 / 32768 + 1e-6  # one step of 16-bit PCM
-
-
-@pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(speaking_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv"))
-
-
-@pytest.fixture(scope="module")
-def server(tts):
-    with LiveServer(tts) as live:
-        yield live
 
 
 @pytest.fixture(scope="module")

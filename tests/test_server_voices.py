@@ -103,7 +103,7 @@ BAD_UPLOADS = [
     ("silent", _wav(2.0, silent=True), "me", 400, "invalid_audio", "is silent (all samples are zero)"),
     ("a name with ../", _wav(2.0), "../evil", 400, "invalid_voice_name", "invalid voice name '../evil': use 1 to 64"),
     ("a name with a slash", _wav(2.0), "a/b", 400, "invalid_voice_name", "invalid voice name 'a/b'"),
-    ("no name", _wav(2.0), None, 400, "invalid_voice_name", "invalid voice name 'NoneType'"),
+    ("no name", _wav(2.0), None, 400, "invalid_voice_name", "a voice name is required (the form field name)"),
     ("over the upload limit", b"\0" * (2 << 20), "me", 413, "body_too_large", "the upload is over the 1 MB limit"),
 ]
 

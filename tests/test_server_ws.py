@@ -12,6 +12,7 @@ import pytest
 import mlx_qwen3tts
 from mlx_qwen3tts import TextFeed
 from serving import TEXT, LiveServer, Socket, decode, speaking_checkpoint, wait_for
+from serving import server, tts  # noqa: F401  (fixtures)
 
 pytest.importorskip("websockets")
 
@@ -20,17 +21,6 @@ OPTIONS = dict(seed=3, max_new_tokens=12)
 LIVE = dict(non_streaming_mode=False)  # the WebSocket's default layout: the model reads the text as it speaks
 LONG = dict(seed=0, max_new_tokens=200)  # this text and seed run to the budget: about 2.8 s of work
 PCM16 = 1 / 32768 + 1e-6
-
-
-@pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(speaking_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv"))
-
-
-@pytest.fixture(scope="module")
-def server(tts):
-    with LiveServer(tts) as live:
-        yield live
 
 
 def pieces(text: str, sizes=(1, 3, 2, 7, 5)) -> list[str]:

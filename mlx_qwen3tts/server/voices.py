@@ -30,6 +30,9 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 
 def check_name(name) -> str:
     """`name` if it is a valid voice name; else a 400 that gives the rule."""
+    if name is None or name == "":
+        raise APIError(400, f"a voice name is required (the form field name): use {NAME_RULE}",
+                       "invalid_voice_name", "name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         shown = name if isinstance(name, str) else type(name).__name__
         raise APIError(400, f"invalid voice name {shown!r}: use {NAME_RULE}", "invalid_voice_name", "name")
