@@ -148,3 +148,16 @@ def test_frame_cache_is_fixed_size():
     cache.update_and_fetch(k[:, :, :1], k[:, :, :1])
     with pytest.raises(ValueError, match="3 positions"):
         cache.update_and_fetch(k[:, :, :1], k[:, :, :1])
+
+
+def test_compiled_frames_are_kept_for_at_most_four_sampler_settings(custom_voice):
+    """Each sampler setting compiles its own frame; a long-lived server sees many settings."""
+    from mlx_qwen3tts.models.talker import MAX_COMPILED_FRAMES
+
+    talker = custom_voice.model.talker
+    for i in range(MAX_COMPILED_FRAMES + 4):
+        custom_voice.generate_codes(TEXT, speaker="vivian", seed=0, max_new_tokens=3,
+                                    subtalker_temperature=0.5 + 0.05 * i)
+        assert len(talker._frames) <= MAX_COMPILED_FRAMES
+    # the newest setting is the one kept last; the oldest are gone
+    assert [d.temperature for d in talker._frames][-1] == pytest.approx(0.5 + 0.05 * (MAX_COMPILED_FRAMES + 3))
