@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import mlx.core as mx
 import pytest
@@ -181,3 +182,21 @@ def test_mlx_audio_child_runs_without_our_forwarder(monkeypatch):
     monkeypatch.setenv("LD_PRELOAD", "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0")
     assert peer_env()["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"
     assert peer_env(forwarder=True)["LD_PRELOAD"] == "/c/libmlx_qwen3tts_gemv-1.so /usr/lib/libopenblas.so.0"
+
+
+def test_the_mlx_audio_child_imports_the_real_mlx_audio(tmp_path):
+    """The child runs as a script from the bench folder, beside a file named mlx_audio.py."""
+    import subprocess
+    import sys
+
+    from mlx_qwen3tts.bench import mlx_audio as bench_mlx_audio
+
+    stub = tmp_path / "mlx_audio" / "tts"
+    stub.mkdir(parents=True)
+    (tmp_path / "mlx_audio" / "__init__.py").write_text("")
+    (stub / "__init__.py").write_text("")
+    (stub / "utils.py").write_text("def load_model(path):\n    raise SystemExit('stand-in mlx_audio reached')\n")
+    child = subprocess.run([sys.executable, bench_mlx_audio.__file__, "--child", json.dumps({"model": "x"})],
+                           env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
+                           timeout=120)
+    assert "stand-in mlx_audio reached" in child.stderr, child.stderr[-2000:]

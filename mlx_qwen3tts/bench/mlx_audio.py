@@ -141,4 +141,7 @@ def _child(args: dict) -> list[dict]:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    # Run as a script, this folder heads sys.path, and this very file would be `mlx_audio`.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     print(MARK + json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
