@@ -46,7 +46,7 @@ def resolve_checkpoint(path_or_repo: str | Path) -> Path:
     try:
         return Path(snapshot_download(text, allow_patterns=ALLOW_PATTERNS))
     except LocalEntryNotFoundError as e:
-        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0]  # the hub adds a paragraph below
         raise FileNotFoundError(f"cannot download {text!r}: no connection and no cached copy ({cause}); "
                                 "connect once to download it, or pass a local checkpoint folder") from None
     except HfHubHTTPError as e:

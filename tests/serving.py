@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the server tests need the test extra: pip install -e '.[test]'")
 uvicorn = pytest.importorskip("uvicorn")
 
+import mlx_qwen3tts  # noqa: E402
 from mlx_qwen3tts.server import Settings, create_app  # noqa: E402
 from mlx_qwen3tts.server.cli import bind  # noqa: E402
 from tiny import make_tiny_checkpoint  # noqa: E402
@@ -42,8 +43,6 @@ def speaking_checkpoint(folder: Path, kind: str = "custom_voice", size: str = "1
 @pytest.fixture(scope="module")
 def tts(tmp_path_factory):
     """One speaking tiny CustomVoice model per test module (import it with `server`)."""
-    import mlx_qwen3tts
-
     return mlx_qwen3tts.load(speaking_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv"))
 
 

@@ -7,7 +7,7 @@ import pytest
 from mlx_qwen3tts.weights import resolve_checkpoint
 
 
-def test_no_connection_and_no_cache_says_what_to_do(monkeypatch, tmp_path):
+def test_no_connection_and_no_cache_says_what_to_do(monkeypatch):
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 

@@ -9,9 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-import mlx_qwen3tts
 from mlx_qwen3tts import TextFeed
-from serving import TEXT, LiveServer, Socket, decode, speaking_checkpoint, wait_for
+from serving import TEXT, LiveServer, Socket, decode, wait_for
 from serving import server, tts  # noqa: F401  (fixtures)
 
 pytest.importorskip("websockets")
