@@ -15,6 +15,7 @@ from mlx_qwen3tts.bench.checkpoint import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 from mlx_qwen3tts.speed import frame_bytes
+from official.venv import reference_python
 from reference import requires_reference
 
 FILES = ["config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt",
@@ -91,8 +92,9 @@ def test_bench_writes_json(tiny, tmp_path, capsys):
 @requires_reference
 def test_bench_against_reference(tiny, tmp_path, capsys):
     out = tmp_path / "bench.json"
+    python = str(reference_python())  # the official implementation's own venv, not this interpreter
     assert main(["--model", str(tiny), "--frames", "4", "--runs", "1", "--dtype", "float32", "--floor-reps", "1",
-                 "--vs", "reference", "--json", str(out)]) == 0
+                 "--vs", "reference", "--reference-python", python, "--json", str(out)]) == 0
     assert "speed vs reference" in capsys.readouterr().out
     ours, ref = json.loads(out.read_text())["results"]
     assert ref["stack"] == "reference" and ref["dtype"] == "float32" and set(FIELDS) <= set(ref)
@@ -101,6 +103,18 @@ def test_bench_against_reference(tiny, tmp_path, capsys):
     for key in ("talker_ms", "code_predictor_ms", "decode_ms", "ms_per_frame", "rtf"):
         assert ref[key] > 0, key
     assert (tiny.with_name(tiny.name + "-official") / "speech_tokenizer" / "preprocessor_config.json").exists()
+
+
+def test_reference_without_it_is_a_skip_line(tiny, tmp_path, capsys):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")  # an interpreter that cannot import the official implementation
+    fake.chmod(0o755)
+    out = tmp_path / "bench.json"
+    assert main(["--model", str(tiny), "--frames", "2", "--runs", "1", "--floor-reps", "1", "--vs", "reference",
+                 "--reference-python", str(fake), "--json", str(out)]) == 0
+    reason = f"official implementation not importable: {fake} cannot import torch, transformers and qwen-tts"
+    assert f"reference: skipped: {reason}" in capsys.readouterr().out
+    assert json.loads(out.read_text())["skipped"] == [{"stack": "reference", "reason": reason}]
 
 
 def test_make_checkpoint_flag_uses_out(tmp_path, capsys):
@@ -154,7 +168,7 @@ def test_mlx_audio_result_shape_from_a_stand_in_child(tiny, tmp_path, monkeypatc
     fake = tmp_path / "python"
     fake.write_text(f"#!/bin/sh\necho 'noise'\necho '{bench_mlx_audio.MARK}{json.dumps([run, run])}'\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(bench_reference, "official_view", lambda folder: folder)
+    monkeypatch.setattr(bench_reference, "official_view", lambda folder, python=None: folder)
     ours = {"kind": "custom_voice", "size": "0b6", "speaker": "vivian", "instruct": None}
     result, runs = bench_mlx_audio.benchmark_mlx_audio(tiny, "float32", ours, "Hi.", 4, 2, str(fake))
     assert len(runs) == 2 and set(FIELDS) <= set(result)

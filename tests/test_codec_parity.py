@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
-from reference import build_speech_tokenizer, load_reference_speech_tokenizer, requires_reference
+from reference import build_speech_tokenizer, reference_decode, requires_reference
 
 from mlx_qwen3tts.codec import chunked_decode, load_speech_decoder
 
@@ -27,27 +27,18 @@ SHAPES = {
 def models(request):
     name = request.param
     folder = build_speech_tokenizer(f"codec_parity_{name}", seed=len(name), **SHAPES[name])
-    return load_reference_speech_tokenizer(folder).decoder, load_speech_decoder(folder)
+    return folder, load_speech_decoder(folder)
 
 
 def _codes(batch: int, frames: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 2048, size=(batch, frames, 16))
 
 
-def _reference(decoder, codes: np.ndarray, chunked: bool = False) -> np.ndarray:
-    import torch
-
-    x = torch.from_numpy(codes).transpose(1, 2)
-    with torch.no_grad():
-        wav = decoder.chunked_decode(x) if chunked else decoder(x)
-    return wav.squeeze(1).numpy()
-
-
 @pytest.mark.parametrize("frames", [1, 7, 50])
 def test_decode_matches_reference(models, frames):
     reference, ours = models
     codes = _codes(2, frames, seed=frames)
-    want = _reference(reference, codes)
+    want = reference_decode(reference, codes)
     got = np.array(ours(mx.array(codes)))
     assert got.shape == want.shape == (2, frames * 1920)
     assert np.abs(want).max() > 0.05 and (np.abs(want) < 1).mean() > 0.9  # not silent, not clipped
@@ -60,7 +51,7 @@ def test_decode_matches_reference(models, frames):
 def test_chunked_decode_matches_reference(models):
     reference, ours = models
     codes = _codes(1, 320, seed=320)
-    want = _reference(reference, codes, chunked=True)
+    want = reference_decode(reference, codes, chunked=True)
     got = np.array(chunked_decode(ours, mx.array(codes)))
     assert got.shape == want.shape == (1, 320 * 1920)
     assert np.abs(got - want).max() <= 1e-4

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import mlx_qwen3tts
-from reference import build_checkpoint, load_reference, requires_reference, write_speechlike_wav
-from test_parity_core import GREEDY, REF_GREEDY, TEXT, Recorder
+from reference import build_checkpoint, reference_clone_prompt, requires_reference, run_reference, write_speechlike_wav
+from test_parity_core import GREEDY, REF_GREEDY, TEXT
 
 pytestmark = [requires_reference, pytest.mark.parity]
 REF_TEXT = "Hello, this is a short reference recording."
@@ -17,9 +17,7 @@ REF_TEXT = "Hello, this is a short reference recording."
 def base(tmp_path_factory):
     path = build_checkpoint("base", "proj", "0b6", seed=2)
     wav = write_speechlike_wav(tmp_path_factory.mktemp("ref") / "ref.wav", seconds=2.3)
-    tts, ref = mlx_qwen3tts.load(path), load_reference(path)
-    items = ref.create_voice_clone_prompt(ref_audio=str(wav), ref_text=REF_TEXT)
-    return tts, ref, wav, items[0]
+    return mlx_qwen3tts.load(path), path, wav, reference_clone_prompt(path, wav, REF_TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +27,17 @@ def voice(base):
 
 
 def test_voice_matches_reference_prompt(base, voice):
-    _, _, _, item = base
-    np.testing.assert_array_equal(voice.ref_codes, item.ref_code.numpy())
-    x_ref = item.ref_spk_embedding.float().numpy()
+    _, _, _, (ref_codes, x_ref) = base
+    np.testing.assert_array_equal(voice.ref_codes, ref_codes)
     assert voice.x_vector.shape == x_ref.shape
     assert np.abs(voice.x_vector - x_ref).max() / np.abs(x_ref).max() <= 1e-4
 
 
 @pytest.mark.parametrize("non_streaming_mode", [False, True])
 def test_in_context_clone_matches_reference(base, voice, non_streaming_mode):
-    tts, ref, _, item = base
-    rec = Recorder(ref)
-    wavs, _ = ref.generate_voice_clone(TEXT, language="english", voice_clone_prompt=[item],
-                                       non_streaming_mode=non_streaming_mode, **REF_GREEDY)
+    tts, ref, wav, _ = base
+    rec = run_reference(ref, "generate_voice_clone", TEXT, clone={"ref_audio": str(wav), "ref_text": REF_TEXT},
+                        language="english", non_streaming_mode=non_streaming_mode, **REF_GREEDY)
     audio = tts.generate(TEXT, voice=voice, language="english", non_streaming_mode=non_streaming_mode,
                          guards=False, **GREEDY)
     request = tts.prepare(TEXT, voice=voice, language="english", non_streaming_mode=non_streaming_mode)
@@ -49,16 +45,16 @@ def test_in_context_clone_matches_reference(base, voice, non_streaming_mode):
     n_ref = len(voice.ref_codes)
     assert audio.codes.shape[0] >= 30
     np.testing.assert_array_equal(audio.codes, rec.codes[n_ref:])  # the reference decodes ref + generated
-    assert audio.samples.shape == wavs[0].shape
-    np.testing.assert_allclose(audio.samples, wavs[0], atol=1e-4)
+    assert audio.samples.shape == rec.wav.shape
+    np.testing.assert_allclose(audio.samples, rec.wav, atol=1e-4)
 
 
 def test_x_vector_only_clone_matches_reference(base):
     tts, ref, wav, _ = base
     voice = tts.clone_voice(wav, x_vector_only=True)
     assert voice.ref_codes is None
-    rec = Recorder(ref)
-    ref.generate_voice_clone(TEXT, language="auto", ref_audio=str(wav), x_vector_only_mode=True, **REF_GREEDY)
+    rec = run_reference(ref, "generate_voice_clone", TEXT, language="auto", ref_audio=str(wav), x_vector_only_mode=True,
+                        **REF_GREEDY)
     ours = tts.generate_codes(TEXT, voice=voice, language="auto", **GREEDY)
     assert ours.shape[0] >= 30
     np.testing.assert_array_equal(ours, rec.codes)

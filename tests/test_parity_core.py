@@ -10,7 +10,7 @@ import pytest
 from mlx_lm.models.cache import KVCache
 
 import mlx_qwen3tts
-from reference import build_checkpoint, load_reference, requires_reference
+from reference import build_checkpoint, requires_reference, run_reference
 
 pytestmark = [requires_reference, pytest.mark.parity]
 
@@ -19,59 +19,22 @@ GREEDY = dict(temperature=0, subtalker_temperature=0, repetition_penalty=1.0, ma
 REF_GREEDY = dict(do_sample=False, subtalker_dosample=False, repetition_penalty=1.0, max_new_tokens=32)
 
 
-class Recorder:
-    """Captures what the reference feeds its talker and what comes out of each step."""
-
-    def __init__(self, wrapper):
-        self.model = wrapper.model
-        self.prefill = None
-        self.talker_logits: list[np.ndarray] = []
-        self.cp_logits: list[np.ndarray] = []
-        self.codes = None
-        talker = self.model.talker
-        generate = talker.generate
-
-        def capture_generate(*args, **kwargs):
-            self.prefill = kwargs["inputs_embeds"].detach().numpy()
-            self.trailing = kwargs["trailing_text_hidden"].detach().numpy()
-            out = generate(*args, **kwargs)
-            return out
-
-        talker.generate = capture_generate
-        talker.register_forward_hook(lambda m, a, out: self.talker_logits.append(out.logits[:, -1].detach().numpy()))
-        talker.code_predictor.register_forward_hook(
-            lambda m, a, out: self.cp_logits.append(out.logits[:, -1].detach().numpy()))
-        decode = self.model.speech_tokenizer.decode
-
-        def capture_decode(encoded):
-            self.codes = encoded[0]["audio_codes"].numpy()
-            return decode(encoded)
-
-        self.model.speech_tokenizer.decode = capture_decode
-
-
 @pytest.fixture(scope="module")
 def custom_voice():
     path = build_checkpoint("custom_voice", "proj", "1b7")
-    return mlx_qwen3tts.load(path), load_reference(path)
+    return mlx_qwen3tts.load(path), path
 
 
 @pytest.fixture(scope="module")
 def custom_voice_small():
     path = build_checkpoint("custom_voice", "noproj", "0b6", seed=3)
-    return mlx_qwen3tts.load(path), load_reference(path)
+    return mlx_qwen3tts.load(path), path
 
 
 @pytest.fixture(scope="module")
 def voice_design():
     path = build_checkpoint("voice_design", "mha", "1b7", seed=1)
-    return mlx_qwen3tts.load(path), load_reference(path)
-
-
-def run_reference(ref, method: str, **kwargs) -> Recorder:
-    rec = Recorder(ref)
-    getattr(ref, method)(TEXT, **kwargs)
-    return rec
+    return mlx_qwen3tts.load(path), path
 
 
 def teacher_forced_logits(tts, prompt, codes: np.ndarray):
@@ -101,7 +64,7 @@ CV_CASES = {
 
 def assert_matches_reference(tts, ref, method: str, kw: dict) -> None:
     """Prompt vectors, greedy codes, and teacher-forced talker and code-predictor logits."""
-    rec = run_reference(ref, method, **kw, **REF_GREEDY)
+    rec = run_reference(ref, method, TEXT, **kw, **REF_GREEDY)
     request = tts.prepare(TEXT, **kw)
     np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
     np.testing.assert_allclose(np.asarray(request.prompt.trailing), rec.trailing[0][:len(request.prompt.trailing)],
@@ -110,8 +73,8 @@ def assert_matches_reference(tts, ref, method: str, kw: dict) -> None:
     assert ours.shape == rec.codes.shape and ours.shape[0] >= 30
     np.testing.assert_array_equal(ours, rec.codes)
     talker_logits, cp_logits = teacher_forced_logits(tts, request.prompt, rec.codes)
-    np.testing.assert_allclose(talker_logits, np.concatenate(rec.talker_logits[:len(talker_logits)]), atol=1e-4)
-    np.testing.assert_allclose(cp_logits, np.concatenate(rec.cp_logits[:15]), atol=1e-4)
+    np.testing.assert_allclose(talker_logits, rec.talker_logits[:len(talker_logits)], atol=1e-4)
+    np.testing.assert_allclose(cp_logits, rec.cp_logits[:15], atol=1e-4)
 
 
 @pytest.mark.parametrize("case", list(CV_CASES))
@@ -121,7 +84,7 @@ def test_custom_voice_matches_reference(custom_voice, case):
 
 def greedy_pair(tts, ref, **kw) -> tuple[np.ndarray, np.ndarray]:
     """Our greedy codes and the reference's for the same CustomVoice request."""
-    rec = run_reference(ref, "generate_custom_voice", **{**REF_GREEDY, **kw})
+    rec = run_reference(ref, "generate_custom_voice", TEXT, **{**REF_GREEDY, **kw})
     return tts.generate_codes(TEXT, **{**GREEDY, **kw}), rec.codes
 
 
@@ -139,7 +102,7 @@ def test_small_custom_voice_drops_instruct_like_reference(custom_voice_small, no
     tts, ref = custom_voice_small
     assert "small_to_mtp_projection" not in tts.model.talker.code_predictor
     kw = dict(speaker="sohee", language="korean", non_streaming_mode=non_streaming_mode)
-    rec = run_reference(ref, "generate_custom_voice", instruct="Whisper.", **kw, **REF_GREEDY)
+    rec = run_reference(ref, "generate_custom_voice", TEXT, instruct="Whisper.", **kw, **REF_GREEDY)
     with caplog.at_level(logging.WARNING, logger="mlx_qwen3tts"):
         ours = tts.generate_codes(TEXT, instruct="Whisper.", **kw, **GREEDY)
     assert "instruct" in caplog.text

@@ -16,7 +16,7 @@ from mlx_qwen3tts.models.speaker_encoder import (
     conv_layout,
     load_speaker_encoder,
 )
-from reference import randomize_, requires_reference, write_speechlike_wav
+from reference import build_speaker_encoder, reference_x_vector, requires_reference, write_speechlike_wav
 
 TINY = {
     "mel_dim": 128, "enc_dim": 64, "enc_channels": [32, 32, 32, 32, 96],
@@ -84,40 +84,16 @@ def test_missing_files(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_reference(tmp_path_factory):
     """A random official speaker encoder, saved as a Base checkpoint folder would hold it."""
-    import torch
-    from safetensors.torch import save_file
-
-    from qwen_tts.core.models.configuration_qwen3_tts import Qwen3TTSSpeakerEncoderConfig
-    from qwen_tts.core.models.modeling_qwen3_tts import Qwen3TTSSpeakerEncoder
-
-    torch.manual_seed(0)
-    module = Qwen3TTSSpeakerEncoder(Qwen3TTSSpeakerEncoderConfig(**TINY)).eval()
-    randomize_(module, 7)
-    folder = tmp_path_factory.mktemp("base")
-    tensors = {f"speaker_encoder.{k}": v.contiguous() for k, v in module.state_dict().items()}
-    tensors["talker.codec_head.weight"] = torch.zeros(4, 4)
-    save_file(tensors, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"speaker_encoder_config": TINY}))
-    return module, folder
+    return build_speaker_encoder(tmp_path_factory.mktemp("base"), TINY, seed=7)
 
 
 @requires_reference
 @pytest.mark.parametrize("seconds", [1.0, 2.37, 5.0])
 def test_x_vector_matches_reference(tmp_path, tiny_reference, seconds):
-    import librosa
-    import torch
-    from qwen_tts.core.models.modeling_qwen3_tts import mel_spectrogram as reference_mel
-
-    module, folder = tiny_reference
+    folder = tiny_reference
     path = write_speechlike_wav(tmp_path / "ref.wav", seconds, seed=int(seconds * 100))
     # The reference's own path: librosa load + resample, mel, encoder, first batch item.
-    y, sr = librosa.load(path, sr=None, mono=True)
-    y = librosa.resample(y.astype(np.float32), orig_sr=sr, target_sr=24000)
-    mels = reference_mel(torch.from_numpy(y)[None], n_fft=1024, num_mels=128, sampling_rate=24000,
-                         hop_size=256, win_size=1024, fmin=0, fmax=12000).transpose(1, 2)
-    with torch.no_grad():
-        theirs = module(mels)[0].numpy()
-
+    theirs = reference_x_vector(folder, path)
     ours = np.array(load_speaker_encoder(folder).x_vector(load_audio(path)))
     assert ours.shape == theirs.shape == (64,)
     rel = np.abs(ours - theirs).max() / np.abs(theirs).max()

