@@ -24,9 +24,11 @@ from serving import TEXT, decode, speaking_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def serve(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, queue.Queue]:
+def serve(*args: str, env: dict | None = None, sigint_ignored: bool = False) -> tuple[subprocess.Popen, queue.Queue]:
+    # sigint_ignored: started as a script's background job is (`serve &` in sh inherits SIGINT ignored).
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen([sys.executable, "-m", "mlx_qwen3tts", "serve", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=ignore)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     return proc, lines
@@ -67,6 +69,20 @@ def test_serve_listens_loads_and_answers_with_the_key_from_the_environment(tmp_p
     finally:
         proc.send_signal(signal.SIGINT)
         # uvicorn shuts down, then ends the process with the signal, as a shell expects of Ctrl-C.
+        assert proc.wait(30) == -signal.SIGINT
+    wait_line(lines, "Finished server process")
+
+
+def test_serve_started_with_sigint_ignored_still_ends_by_it(tmp_path):
+    proc, lines = serve("--model", str(speaking_checkpoint(tmp_path / "cv")), "--port", "0", sigint_ignored=True)
+    try:
+        url = wait_line(lines, r"listening on (http://127\.0\.0\.1:\d+)").group(1)
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/health").status_code != 200:
+            assert time.monotonic() < deadline, "the model did not load within 60 s"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == -signal.SIGINT
     wait_line(lines, "Finished server process")
 

@@ -14,6 +14,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%d (model %s loading)", f"[{host}]" if ":" in host else host, port,
              settings.model_id)
+    # A process started with SIGINT ignored (a background job of a script inherits that) is still
+    # stopped by uvicorn on SIGINT, but uvicorn's replay of the signal would be ignored and the
+    # process would end with status 0; with Python's own handler it ends by the signal, as always.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     server.run(sockets=[sock])
     return 1 if failed.is_set() else 0
 
