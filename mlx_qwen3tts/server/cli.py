@@ -139,8 +139,22 @@ def main(argv: list[str] | None = None) -> int:
     # process would end with status 0; with Python's own handler it ends by the signal, as always.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        _end_by_sigint()
     return 1 if failed.is_set() else 0
+
+
+def _end_by_sigint() -> None:
+    """After uvicorn's graceful shutdown on Ctrl-C: ends the process by SIGINT, as a shell expects,
+    without the interpreter's teardown, which would pull MLX's runtime from under a model still
+    loading on its thread (the C++ runtime then aborts the process instead)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _load(app, model: str, server, failed: threading.Event) -> None:
