@@ -11,7 +11,7 @@ from mlx.utils import tree_flatten
 
 import mlx_qwen3tts
 from mlx_qwen3tts.bench import main
-from mlx_qwen3tts.bench.checkpoint import make_checkpoint, model_config
+from mlx_qwen3tts.testing import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 from mlx_qwen3tts.speed import frame_bytes

@@ -20,7 +20,7 @@ from mlx_qwen3tts import convert as convert_module
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.convert import convert, main
 from mlx_qwen3tts.models.qwen3_tts import Model
-from mlx_qwen3tts.bench.quality import quality_report
+from mlx_qwen3tts.quality import quality_report
 from reference import build_checkpoint, requires_reference
 from tiny import make_tiny_checkpoint, tiny_config, write_speech_tokenizer, write_text_tokenizer
 

@@ -9,7 +9,7 @@ import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts.audio import AudioChunk
-from mlx_qwen3tts.bench.checkpoint import make_checkpoint
+from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.guards import Guards
 from mlx_qwen3tts.live import TextFeed
 from mlx_qwen3tts.pipeline import Frames, cut_faults
