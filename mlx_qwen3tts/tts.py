@@ -90,10 +90,9 @@ class TTS:
         also checked against its speakers, languages and kind. Every method takes the result,
         or the same keywords. A bad value raises ValueError (TypeError for a wrong type) that
         names the option (`e.option`) and says what it takes."""
-        options = speech_options(**kw) if options is None else options.with_values(**kw)
-        if not isinstance(options, SpeechOptions):
+        if options is not None and not isinstance(options, SpeechOptions):
             raise TypeError(f"options must be a SpeechOptions (tts.options(...)), not {type(options).__name__}")
-        return check_options(self.config, options)
+        return check_options(self.config, speech_options(**kw) if options is None else options.with_values(**kw))
 
     def _request(self, options: SpeechOptions, text: Text | None = None) -> Request:
         # Text written as it comes (a feed, pieces) is live; a str, or a feed made from one, is whole.
