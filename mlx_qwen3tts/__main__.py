@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry(command: str):
     """A console script for one command (`mlx-qwen3tts-speak` and the others)."""
-    def start() -> None:
+    def script() -> None:
         sys.exit(run(command))
-    start.__name__ = command
-    return start
+    script.__name__ = command
+    return script
 
 
 def console() -> None:

@@ -39,18 +39,6 @@ def _bad(name: str, takes: str, value) -> APIError:
     return APIError(400, f"{name} must be {takes}, got {json.dumps(value)[:80]}", "invalid_value", name)
 
 
-def _number(data: dict, name: str, kind: type, low, high, low_inclusive: bool, takes: str):
-    value = data.get(name)
-    if value is None:
-        return None
-    ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        raise _bad(name, takes, value)
-    if not (low <= value <= high) or (not low_inclusive and value == low):
-        raise _bad(name, takes, value)
-    return kind(value)
-
-
 def _string(data: dict, name: str) -> str | None:
     value = data.get(name)
     if value is not None and not isinstance(value, str):
