@@ -16,7 +16,7 @@ from typing import Any
 from .checks import OptionError, OptionTypeError, check_bool, check_choice, check_float, check_int, check_text
 from .guards import Guards
 from .pipeline import DEFAULT_CHUNK_FRAMES
-from .sampling import check_sampling
+from .sampling import SAMPLING_OPTIONS, check_sampling
 from .text_stream import MAX_SEGMENT_TOKENS
 from .voice import Voice
 
@@ -86,12 +86,11 @@ class SpeechOptions:
             raise OptionTypeError("voice", f"voice must be a Voice (tts.clone_voice(...)) or a voice file's "
                                            f"path, got {type(self.voice).__name__}")
         check_choice("text_layout", self.text_layout, TEXT_LAYOUTS)
-        check_int("max_segment_tokens", self.max_segment_tokens, 2, None,
-                  "an integer of 2 or more (text tokens per generation segment)")
+        put(self, "max_segment_tokens", check_int("max_segment_tokens", self.max_segment_tokens, 2, None,
+                                                  "an integer of 2 or more (text tokens per generation segment)"))
         if self.seed is not None:
-            check_int("seed", self.seed, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED}")
-        for name in ("temperature", "top_k", "top_p", "repetition_penalty", "subtalker_temperature",
-                     "subtalker_top_k", "subtalker_top_p", "max_new_tokens"):
+            put(self, "seed", check_int("seed", self.seed, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED}"))
+        for name in SAMPLING_OPTIONS:
             if (value := getattr(self, name)) is not None:
                 put(self, name, check_sampling(name, value))
         put(self, "guards", _guards(self.guards))
@@ -106,9 +105,7 @@ class SpeechOptions:
     @property
     def sampling(self) -> dict[str, Any]:
         """The sampling overrides set here, for `SamplingConfig.resolve`."""
-        names = ("temperature", "top_k", "top_p", "repetition_penalty", "subtalker_temperature",
-                 "subtalker_top_k", "subtalker_top_p", "max_new_tokens")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return {name: getattr(self, name) for name in SAMPLING_OPTIONS if getattr(self, name) is not None}
 
     def whole_text(self, kind: str, live: bool) -> bool:
         """Whether the text sits in the prompt (the "whole" layout). The one place "auto" is decided:
