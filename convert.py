@@ -1,8 +1,6 @@
-"""`python convert.py ...`: the same as `python -m mlx_qwen3tts convert ...`."""
+"""`python convert.py ...`: the same as `python -m mlx_qwen3tts convert`."""
 
-import sys
+import runpy
 
 if __name__ == "__main__":
-    from mlx_qwen3tts.__main__ import run
-
-    sys.exit(run("convert"))
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")  # the package's entry starts every command

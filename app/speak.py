@@ -20,10 +20,9 @@ from pathlib import Path
 from .pipeline import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
 from .status import Status
+from mlx_qwen3tts import DEFAULT_MODEL, MODEL_ENV, default_model
 from mlx_qwen3tts.text import estimate_seconds
 
-DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
-MODEL_ENV = "MLX_QWEN3TTS_MODEL"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 NO_DEVICE_HINT = "use --output FILE.wav --no-play to write the speech to a file"
 
@@ -35,12 +34,9 @@ class UsageError(ValueError):
 
 
 def load_model(path_or_repo: str):
-    import mlx.core as mx
-
     import mlx_qwen3tts
 
-    # Half-precision matmuls have no fast path on the CPU; float32 there is much quicker.
-    return mlx_qwen3tts.load(path_or_repo, dtype="float32" if mx.default_device() == mx.cpu else None)
+    return mlx_qwen3tts.load(path_or_repo)  # dtype "auto": float32 on the CPU, the checkpoint's on the GPU
 
 
 def load_voice(path: str):
@@ -62,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="text to speak; '-' (or nothing, with piped input) reads stdin")
     p.add_argument("--file", "-f", help="read the text from this file")
     p.add_argument(
-        "--model", "-m", default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
+        "--model", "-m", default=default_model(),
         help=f"repo id or local folder (default: ${MODEL_ENV} or {DEFAULT_MODEL})",
     )
     g = p.add_argument_group("voice")
@@ -79,11 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int)
     s.add_argument("--top-p", type=float)
     s.add_argument("--repetition-penalty", type=float)
+    s.add_argument("--subtalker-temperature", type=float, help="the code predictor's temperature (0 is greedy)")
+    s.add_argument("--subtalker-top-k", type=int)
+    s.add_argument("--subtalker-top-p", type=float)
     s.add_argument("--max-new-tokens", type=int, help="most codec frames per generation segment")
     s.add_argument("--seed", type=int)
-    s.add_argument("--text-layout", choices=["streaming", "whole"], default="streaming",
+    s.add_argument("--speed", type=float, help="speaking rate, 0.25 to 4.0 (default 1.0)")
+    # The library's "auto" layout streams live text only; a listener wants the first words at
+    # once from a whole text too, so the command asks for streaming unless told otherwise.
+    s.add_argument("--text-layout", choices=["streaming", "whole", "auto"], default="streaming",
                    help="streaming (default): the model reads the text as it speaks, so speech starts "
-                        "after the first words; whole: each segment's text sits in the prompt first")
+                        "after the first words; whole: each segment's text sits in the prompt first; "
+                        "auto: the library's choice")
     s.add_argument("--keep-silence", action="store_true",
                    help="keep the silence the model leaves after each sentence (trimmed by default)")
     o = p.add_argument_group("output")
@@ -154,10 +157,12 @@ def check_args(args: argparse.Namespace) -> None:
             raise UsageError(f"cannot write {out}: permission denied")
 
 
-def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
+def speech_options(args: argparse.Namespace, tts, voice):
+    """The run's options, checked by the library (`tts.options`): a bad value is a ValueError."""
     kwargs = {"language": args.language, "speaker": args.speaker, "instruct": args.instruct, "voice": voice,
-              "non_streaming_mode": args.text_layout == "whole"}
-    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed"):
+              "text_layout": args.text_layout}
+    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "subtalker_temperature",
+                 "subtalker_top_k", "subtalker_top_p", "max_new_tokens", "seed", "speed"):
         kwargs[name] = getattr(args, name)
     if not args.keep_silence:
         kwargs["trim_silence"] = True
@@ -165,7 +170,7 @@ def generation_kwargs(args: argparse.Namespace, tts, voice) -> dict:
         kwargs["speaker"] = kwargs["speaker"].lower()
     elif getattr(tts, "kind", None) == "custom_voice" and tts.speakers:
         kwargs["speaker"] = tts.speakers[0]  # CustomVoice needs one; the first is a fine default
-    return {k: v for k, v in kwargs.items() if v is not None}
+    return tts.options(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         voice = tts.clone_voice(args.ref_audio, args.ref_text, x_vector_only=args.x_vector_only)
         if args.save_voice:
             voice.save(args.save_voice)
-    kwargs = generation_kwargs(args, tts, voice)
+    options = speech_options(args, tts, voice)
     # A whole text sizes the playback buffer; text still arriving leaves it to the player.
     estimate = estimate_seconds(text) if isinstance(text, str) else None
 
@@ -233,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if player is not None:
             player.expect(estimate)
-        progress = feed([tts.stream(text, **kwargs)], sinks, on_chunk=on_chunk)
+        progress = feed([tts.stream(text, options)], sinks, on_chunk=on_chunk)
         if player is not None:
             player.drain()
     except KeyboardInterrupt:
@@ -272,9 +277,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    from mlx_qwen3tts.__main__ import run
-
-    sys.exit(run("speak"))

@@ -8,11 +8,13 @@ from ._deferred_mlx_lm import defer_mlx_lm_init
 
 defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seconds of start-up
 
-__all__ = ["Audio", "AudioChunk", "TTS", "TextFeed", "Voice", "load"]
+__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "Audio", "AudioChunk", "OptionError", "SpeechOptions", "TTS", "TextFeed",
+           "Voice", "clean_text", "default_model", "load"]
 __version__ = "0.1.0"
 
-_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "TextFeed": "live", "Voice": "voice",
-            "load": "loading"}
+_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "OptionError": "checks", "SpeechOptions": "options",
+            "TTS": "tts", "TextFeed": "live", "Voice": "voice", "clean_text": "text", "load": "loading",
+            "DEFAULT_MODEL": "loading", "MODEL_ENV": "loading", "default_model": "loading"}
 
 
 def __getattr__(name: str):

@@ -6,13 +6,16 @@
     python -m mlx_qwen3tts serve --port 8000
 
 Each command keeps its own parser (`python -m mlx_qwen3tts speak --help`). What every command
-needs before it starts (on Linux, the fast BLAS) happens here, once.
+needs before it starts (on Linux, the fast BLAS) happens here, once, and only here: the other
+ways in (`python -m mlx_qwen3tts.speak`, `python convert.py`, ...) hand their start to this
+module with `runpy` rather than import it.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 # command -> (module with main(argv) -> int, one line for the listing)
 COMMANDS = {
@@ -31,40 +34,73 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# Commands the listing leaves out: tools for the project's own measurements.
+TOOLS = {
+    "server-bench": "mlx_qwen3tts.server.bench",
+    "gpu-check": "mlx_qwen3tts.bench.gpu_check",
+}
+# The other ways in, by the file Python started (relative to the package's parent folder): each
+# of these files hands its start to this module (runpy), so what every start needs happens here.
+ENTRY_FILES = {
+    "mlx_qwen3tts/speak.py": "speak",
+    "mlx_qwen3tts/convert.py": "convert",
+    "convert.py": "convert",  # the repository's script
+    "mlx_qwen3tts/bench/__main__.py": "bench",
+    "mlx_qwen3tts/server/__main__.py": "serve",
+    "mlx_qwen3tts/server/bench.py": "server-bench",
+    "mlx_qwen3tts/bench/gpu_check.py": "gpu-check",
+}
+
+
 def run(command: str, argv: list[str] | None = None) -> int:
     """Runs `command` with `argv`; `argv=None` is a real command-line start (its own arguments
-    from `sys.argv`), which on Linux may first restart the process with the fast BLAS."""
+    from `sys.argv`, after `start`)."""
     if argv is None:
-        from .blas import restart_command_line
-
-        restart_command_line()
+        start()
         argv = sys.argv[1:]
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(COMMANDS[command][0] if command in COMMANDS else TOOLS[command])
     return module.main(argv) or 0
 
 
+def start() -> None:
+    """What every command line needs before its command: on Linux, a restart with the fast BLAS
+    (once; a program of the user's that imports a command is never restarted)."""
+    from .blas import restart_command_line
+
+    restart_command_line()
+
+
+def entry_command() -> str | None:
+    """The command of the file Python was started with, if it is one of `ENTRY_FILES`."""
+    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    try:
+        return ENTRY_FILES.get(script.relative_to(Path(__file__).resolve().parent.parent).as_posix())
+    except (AttributeError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and (command := entry_command()) is not None:
+        return run(command)
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if args else 2
     command, rest = args[0], args[1:]
-    if command not in COMMANDS:
+    if command not in COMMANDS and command not in TOOLS:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if argv is None:
-        from .blas import restart_command_line
-
-        restart_command_line()
+        start()
     return run(command, rest)
 
 
 def entry(command: str):
     """A console script for one command (`mlx-qwen3tts-speak` and the others)."""
-    def start() -> None:
+    def script() -> None:
         sys.exit(run(command))
-    start.__name__ = command
-    return start
+    script.__name__ = command
+    return script
 
 
 def console() -> None:

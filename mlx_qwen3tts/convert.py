@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.quant_recipe, args.dtype, args.force)]
             print(f"wrote {folders[0]}")
         if args.report or args.check:
-            from .bench.quality import format_report, quality_report
+            from .quality import format_report, quality_report
 
             print(format_report(quality_report(folders, args.hf_path, dtype=args.dtype)))
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from .__main__ import run
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.convert`: the package's entry starts every command
+    import runpy
 
-    sys.exit(run("convert"))
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")

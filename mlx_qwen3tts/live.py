@@ -84,6 +84,7 @@ class TextFeed:
         self._utterances = 0
         self.closed = self.cancelled = False
         self._error: BaseException | None = None
+        self.whole = text is not None  # made from a whole text, not written as it comes
         if text is not None:
             self.write(text)
             self.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import mlx.core as mx
 
+from . import worker
 from .blas import warn_if_slow
 from .codec import load_speech_decoder
 from .config import ModelConfig
@@ -20,13 +22,29 @@ from .weights import safetensors_format
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MODEL = "Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice"
+MODEL_ENV = "MLX_QWEN3TTS_MODEL"
 
-def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
+
+def default_model() -> str:
+    """The model the commands load when none is named: $MLX_QWEN3TTS_MODEL, else `DEFAULT_MODEL`."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = "auto") -> TTS:
     """Loads a Qwen3-TTS checkpoint (folder or Hugging Face repo id) as a `TTS`.
 
-    Weights keep the checkpoint's dtype unless `dtype` ("float32", "bfloat16", ...) is given.
+    `dtype="auto"` runs float32 on the CPU (half-precision matmuls have no fast path there)
+    and keeps the checkpoint's dtype on the GPU; None always keeps it; "float32", "bfloat16"
+    or "float16" casts. The work runs on the library's own thread, where generation runs too.
     """
+    return worker.shared().call(lambda: _load(path_or_repo, dtype))
+
+
+def _load(path_or_repo: str | Path, dtype: str | mx.Dtype | None) -> TTS:
     warn_if_slow()
+    if isinstance(dtype, str) and dtype == "auto":
+        dtype = mx.float32 if mx.default_device() == mx.cpu else None
     dtype = parse_dtype(dtype)
     folder = resolve_checkpoint(path_or_repo)
     raw = read_json(folder / "config.json")
@@ -41,7 +59,7 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = None) -> TTS:
     if dtype is not None:
         model.set_dtype(dtype)
     elif mx.default_device() == mx.cpu and model.talker.codec_head.weight.dtype in (mx.bfloat16, mx.float16):
-        logger.warning("half-precision weights run slowly on the CPU: load(..., dtype='float32') makes "
+        logger.warning("half-precision weights run slowly on the CPU: load(..., dtype='auto') makes "
                        "each frame about 1.5x and the first audio about 3.5x faster")
     if "speaker_encoder" in model:
         # Small, and full of long sums over time that half precision would round away.

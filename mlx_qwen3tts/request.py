@@ -1,19 +1,22 @@
-"""User arguments -> a validated `Request`, and each segment's prompt vectors from it.
+"""Options checked against the model, the `Request` derived from them, and each segment's
+prompt vectors from it.
 
-`build_request` runs on the caller's thread, before anything is generated, so bad input fails
-at once; it reads no weights. `segment_prompt` runs on the generation thread, once a segment's
+`check_options` and `build_request` run on the caller's thread, before anything is generated,
+so bad input fails at once; they read no weights. `segment_prompt` runs on the generation thread, once a segment's
 text is there in the amount its layout needs.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlx.core as mx
 import numpy as np
 
+from .checks import OptionError
 from .config import ModelConfig
 from .models.talker import Talker
 from .prompt import (
@@ -27,9 +30,11 @@ from .prompt import (
     resolve_language,
 )
 from .sampling import SamplingConfig
-from .text_stream import MAX_SEGMENT_TOKENS
 from .tokenizer import TextTokenizer
 from .voice import Voice
+
+if TYPE_CHECKING:
+    from .options import SpeechOptions
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +52,6 @@ class Request:
     non_streaming_mode: bool
     sampling: SamplingConfig
     seed: int | None = None
-    max_segment_tokens: int = MAX_SEGMENT_TOKENS
 
     @property
     def ref_codes(self) -> np.ndarray | None:
@@ -62,14 +66,15 @@ def check_speaker(config: ModelConfig, speaker: str | None) -> int | None:
     kind = config.tts_model_type
     if kind == "custom_voice":
         if not speaker:
-            raise ValueError(f"this CustomVoice model needs a speaker; choose one of: {', '.join(config.speakers)}")
+            raise OptionError("speaker", f"this CustomVoice model needs a speaker; choose one of: "
+                                         f"{', '.join(config.speakers)}")
         row = config.talker.spk_id.get(speaker.lower())
         if row is None:
-            raise ValueError(f"unknown speaker {speaker!r}; choose one of: {', '.join(config.speakers)}")
+            raise OptionError("speaker", f"unknown speaker {speaker!r}; choose one of: {', '.join(config.speakers)}")
         return row
     if speaker:
         what = "designs its voice from `instruct`" if kind == "voice_design" else "clones a voice (pass voice=)"
-        raise ValueError(f"speaker={speaker!r} needs a CustomVoice model; this {kind} model {what}")
+        raise OptionError("speaker", f"speaker={speaker!r} needs a CustomVoice model; this {kind} model {what}")
     return None
 
 
@@ -77,8 +82,8 @@ def check_instruct(config: ModelConfig, instruct: str | None) -> str | None:
     if not instruct:
         return None
     if config.tts_model_type == "base":
-        raise ValueError("instruct is not supported by Base (voice clone) models; use a CustomVoice "
-                         "1.7B or VoiceDesign model for instructions")
+        raise OptionError("instruct", "instruct is not supported by Base (voice clone) models; use a CustomVoice "
+                                      "1.7B or VoiceDesign model for instructions")
     if not config.supports_instruct:
         logger.warning("the 0.6B CustomVoice model has no instruction control; ignoring instruct=%r", instruct)
         return None
@@ -89,39 +94,53 @@ def check_voice(config: ModelConfig, voice: Voice | str | Path | None, speaker: 
     kind = config.tts_model_type
     if kind != "base":
         if voice is not None:
-            raise ValueError(f"voice= needs a Base model; this {kind} model uses "
-                             f"{'speaker=' if kind == 'custom_voice' else 'instruct='}")
+            raise OptionError("voice", f"voice= needs a Base model; this {kind} model uses "
+                                       f"{'speaker=' if kind == 'custom_voice' else 'instruct='}")
         return None
     if speaker and voice is not None:
-        raise ValueError("pass either voice= or speaker=, not both: Base models speak in a cloned voice")
+        raise OptionError("speaker", "pass either voice= or speaker=, not both: Base models speak in a cloned voice")
     if voice is None:
+        option = "speaker" if speaker else "voice"
         preset = f"speaker={speaker!r} needs a CustomVoice model; " if speaker else ""
-        raise ValueError(f"{preset}Base models speak in a cloned voice: pass voice=tts.clone_voice(reference_audio, ...)")
+        raise OptionError(option, f"{preset}Base models speak in a cloned voice: pass "
+                                  "voice=tts.clone_voice(reference_audio, ...)")
     voice = voice if isinstance(voice, Voice) else Voice.load(voice)
-    voice.check_model(config.tts_model_size, config.talker.hidden_size)
+    try:
+        voice.check_model(config.tts_model_size, config.talker.hidden_size)
+    except ValueError as e:
+        raise OptionError("voice", str(e)) from None
     return voice
 
 
-def build_request(config: ModelConfig, tokenizer: TextTokenizer, defaults: SamplingConfig, *,
-                  speaker: str | None = None, language: str | None = "auto", instruct: str | None = None,
-                  voice: Voice | str | Path | None = None, non_streaming_mode: bool | None = None,
-                  seed: int | None = None, max_segment_tokens: int = MAX_SEGMENT_TOKENS,
-                  **sampling) -> Request:
-    """Validates the arguments of one stream (everything but its text)."""
-    voice = check_voice(config, voice, speaker)
-    row = check_speaker(config, speaker)
-    instruct = check_instruct(config, instruct)
-    language_row = resolve_language(config, language, speaker)
-    if non_streaming_mode is None:
-        non_streaming_mode = config.tts_model_type != "base"
-    if not isinstance(max_segment_tokens, int) or max_segment_tokens < 2:
-        raise ValueError(f"max_segment_tokens must be a positive number of tokens, got {max_segment_tokens!r}")
-    role = tuple(tokenizer.encode("<|im_start|>assistant\n"))
-    instruct_ids = tuple(tokenizer.encode(f"<|im_start|>user\n{instruct}<|im_end|>\n")) if instruct else None
+def check_options(config: ModelConfig, options: SpeechOptions) -> SpeechOptions:
+    """`options` checked against the model: its speakers, languages and kind. Returns them with
+    the voice loaded, the speaker and language in the model's spelling, an instruction the model
+    ignores dropped (with a warning)."""
+    voice = check_voice(config, options.voice, options.speaker)
+    check_speaker(config, options.speaker)
+    instruct = check_instruct(config, options.instruct)
+    try:
+        resolve_language(config, options.language, options.speaker)
+    except ValueError as e:
+        raise OptionError("language", str(e)) from None
+    speaker = options.speaker.lower() if options.speaker else None
+    return replace(options, voice=voice, speaker=speaker, language=options.language.lower(), instruct=instruct)
+
+
+def build_request(config: ModelConfig, tokenizer: TextTokenizer, defaults: SamplingConfig,
+                  options: SpeechOptions, *, live: bool) -> Request:
+    """The request of `options` (checked by `check_options`) for a text that is `live` (still
+    arriving) or whole."""
+    row = check_speaker(config, options.speaker)
+    voice = options.voice
     if voice is not None:
         row = SPEAKER
-    return Request(role, instruct_ids, language_row, row, voice, non_streaming_mode,
-                   defaults.resolve(**sampling), seed, max_segment_tokens)
+    language_row = resolve_language(config, options.language, options.speaker)
+    instruct = options.instruct
+    role = tuple(tokenizer.encode("<|im_start|>assistant\n"))
+    instruct_ids = tuple(tokenizer.encode(f"<|im_start|>user\n{instruct}<|im_end|>\n")) if instruct else None
+    return Request(role, instruct_ids, language_row, row, voice, options.whole_text(config.tts_model_type, live),
+                   defaults.resolve(**options.sampling), options.seed)
 
 
 def voice_frames(talker: Talker, voice: Voice) -> mx.array:
@@ -158,6 +177,13 @@ def segment_prompt(talker: Talker, config: ModelConfig, request: Request, text) 
     prefill = embed_layout(talker, layout, speaker, frames)
     return PromptVectors(prefill, TrailingText(talker, layout, text, ref_text or (), config.tts_eos_token_id,
                                                config.tts_pad_token_id), layout)
+
+
+class Prepared:
+    """One request's prompt, built on the calling thread (for inspection and the benchmark)."""
+
+    def __init__(self, prompt: PromptVectors, sampling: SamplingConfig, seed: int | None):
+        self.prompt, self.sampling, self.seed = prompt, sampling, seed
 
 
 class FixedText:

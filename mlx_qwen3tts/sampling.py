@@ -14,7 +14,35 @@ from typing import Any
 import mlx.core as mx
 from mlx_lm.sample_utils import apply_top_k, apply_top_p
 
+from .checks import check_float, check_int
 from .config import known_fields
+
+_TEMPERATURE = ("a number from 0 up (0 is greedy)", "pass 0 for greedy decoding, or about 0.9 to sample")
+_TOP_K = ("an integer of 0 (off) or more", "0 keeps every token; about 50 is usual")
+_TOP_P = ("a number above 0 and at most 1", "1 turns nucleus sampling off")
+
+
+def check_sampling(name: str, value: Any) -> Any:
+    """One sampling override, checked by the rule of its name (the code predictor's `subtalker_*`
+    knobs follow the talker's)."""
+    base = name.removeprefix("subtalker_")
+    if base == "temperature":
+        return check_float(name, value, 0.0, None, *_TEMPERATURE)
+    if base == "top_k":
+        return check_int(name, value, 0, None, *_TOP_K)
+    if base == "top_p":
+        return check_float(name, value, 0.0, 1.0, *_TOP_P, low_open=True)
+    if name == "repetition_penalty":
+        return check_float(name, value, 0.0, None, "a number above 0 (1 is off)",
+                           "values above 1 discourage repeated codes; about 1.05 is usual", low_open=True)
+    if name == "max_new_tokens":
+        return check_int(name, value, 1, None, "an integer of 1 or more (codec frames, 12.5 per second)",
+                         "leave it out for the checkpoint's limit")
+    raise TypeError(f"unknown sampling option {name!r}; the options are: {', '.join(SAMPLING_OPTIONS)}")
+
+
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "repetition_penalty", "subtalker_temperature",
+                    "subtalker_top_k", "subtalker_top_p", "max_new_tokens")
 
 
 @dataclass(frozen=True)
@@ -95,9 +123,11 @@ class SamplingConfig:
         return cls(**known_fields(cls, data))
 
     def resolve(self, **overrides: Any) -> SamplingConfig:
-        """A copy with every non-None override applied; temperature 0 means greedy."""
+        """A copy with every non-None override applied; temperature 0 means greedy. A bad value
+        raises `OptionError` (a ValueError; a TypeError too for a wrong type) naming it."""
+        overrides = {k: check_sampling(k, v) for k, v in overrides.items() if v is not None}
         values = dataclasses.asdict(self)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(overrides)
         out = SamplingConfig(**values)
         if overrides.get("temperature") is not None:
             out.do_sample = overrides["temperature"] > 0

@@ -1,8 +1,6 @@
 """`python -m mlx_qwen3tts.speak`: the same as `python -m mlx_qwen3tts speak`."""
 
-import sys
+import runpy
 
 if __name__ == "__main__":
-    from mlx_qwen3tts.__main__ import run
-
-    sys.exit(run("speak"))
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")  # the package's entry starts every command

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlx.core as mx
@@ -13,6 +14,7 @@ import numpy as np
 
 from . import worker
 from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .checks import OptionError
 from .codec import chunked_decode
 from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
@@ -20,20 +22,14 @@ from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .live import TextFeed, feed_from
 from .models.qwen3_tts import Model
-from .pipeline import (
-    DEFAULT_CHUNK_FRAMES,
-    Frames,
-    chunk_schedule,
-    cut_faults,
-    decode_chunks,
-    stop_on_silence,
-)
+from .offline import offline_audio
+from .options import SpeechOptions, check_speed_supported, speech_options
+from .pipeline import Frames, cut_faults, decode_chunks, stop_on_silence
 from .pipeline import trim_silence as trim_quiet
-from .prompt import PromptVectors, tokenize
-from .request import FixedText, Request, build_request, segment_prompt
+from .prompt import tokenize
+from .request import FixedText, Prepared, Request, build_request, check_options, segment_prompt
 from .sampling import SamplingConfig
 from .text import clean_text
-from .text_stream import MAX_SEGMENT_TOKENS
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
@@ -42,22 +38,9 @@ logger = logging.getLogger(__name__)
 Text = str | TextFeed | Iterable[str]
 
 
-def _guards(guards: Guards | bool | None) -> Guards:
-    if isinstance(guards, Guards):
-        return guards
-    return Guards(enabled=guards is None or bool(guards))
-
-
 def _stack(frames) -> np.ndarray:
     rows = [f.codes for f in frames if f.codes is not None]
     return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
-
-
-class Prepared:
-    """One request's prompt, built on the calling thread (for inspection and the benchmark)."""
-
-    def __init__(self, prompt: PromptVectors, sampling: SamplingConfig, seed: int | None):
-        self.prompt, self.sampling, self.seed = prompt, sampling, seed
 
 
 class TTS:
@@ -102,12 +85,19 @@ class TTS:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _request(self, text: Text | None = None, **kwargs) -> Request:
-        whole = isinstance(text, str) or (isinstance(text, TextFeed) and text.closed)
-        if kwargs.get("non_streaming_mode") is None and text is not None and not whole:
-            # Live text: read as it comes (the whole-text layout would wait for each segment).
-            kwargs["non_streaming_mode"] = False
-        return build_request(self.config, self.tokenizer, self.sampling, **kwargs)
+    def options(self, options: SpeechOptions | None = None, /, **kw) -> SpeechOptions:
+        """Checked options for this model: `SpeechOptions(**kw)` (or `options` with `kw` changed),
+        also checked against its speakers, languages and kind. Every method takes the result,
+        or the same keywords. A bad value raises ValueError (TypeError for a wrong type) that
+        names the option (`e.option`) and says what it takes."""
+        if options is not None and not isinstance(options, SpeechOptions):
+            raise TypeError(f"options must be a SpeechOptions (tts.options(...)), not {type(options).__name__}")
+        return check_options(self.config, speech_options(**kw) if options is None else options.with_values(**kw))
+
+    def _request(self, options: SpeechOptions, text: Text | None = None) -> Request:
+        # Text written as it comes (a feed, pieces) is live; a str, or a feed made from one, is whole.
+        live = not (isinstance(text, str) or getattr(text, "whole", False))
+        return build_request(self.config, self.tokenizer, self.sampling, options, live=live)
 
     def _feed(self, text: Text, max_segment_tokens: int) -> TextFeed:
         """The stream's text as a feed: a str written whole (and checked now), a feed as it is,
@@ -124,17 +114,18 @@ class TTS:
         feed.bind(self.tokenizer, max_segment_tokens)
         return feed
 
-    def prepare(self, text: str, **kwargs) -> Prepared:
-        """Validates one request and builds its prompt vectors (no generation, no segmenting)."""
-        request = self._request(**kwargs)
+    def prepare(self, text: str, options: SpeechOptions | None = None, /, **kw) -> Prepared:
+        """Checks one request and builds its prompt vectors (no generation, no segmenting)."""
+        request = self._request(self.options(options, **kw), text)
         tokens = tokenize(self.tokenizer, clean_text(text)).text
         prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
         return Prepared(prompt, request.sampling, request.seed)
 
-    def iter_frames(self, text: str, **kwargs) -> Iterator[tuple[np.ndarray, bool]]:
+    def iter_frames(self, text: str, options: SpeechOptions | None = None, /,
+                    **kw) -> Iterator[tuple[np.ndarray, bool]]:
         """The raw generation loop for one request: `(codes, is_last)` per frame ((16,) int32),
         with no guards and no segmenting."""
-        request = self._request(**kwargs)
+        request = self._request(self.options(options, **kw), text)
         tokens = tokenize(self.tokenizer, clean_text(text)).text
 
         def frames():
@@ -168,82 +159,78 @@ class TTS:
     def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
         return Frames(self.model.talker, self.config, request, feed, guards)
 
-    def _chunks(self, request: Request, feed: TextFeed, guards: Guards, chunk_frames,
-                started: float) -> Iterator[AudioChunk]:
+    def _chunks(self, request: Request, feed: TextFeed, options: SpeechOptions, started: float,
+                trim: bool) -> Iterator[AudioChunk]:
+        """The one path from frames to audio: `stream` and `generate` decode through it."""
+        guards = options.guards
         frames = self._frames(request, feed, guards)
-        chunks = decode_chunks(self._decoder(), frames, chunk_frames, started, request.ref_codes)
-        return stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
+        chunks = decode_chunks(self._decoder(), frames, options.chunk_frames, started, request.ref_codes)
+        chunks = stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
+        return trim_quiet(chunks, guards.silence_rms) if trim else chunks
 
     # -- generation ------------------------------------------------------------------------
 
-    def generate_codes(self, text: Text, *, guards: Guards | bool | None = None,
-                       max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> np.ndarray:
+    def generate_codes(self, text: Text, options: SpeechOptions | None = None, /, **kw) -> np.ndarray:
         """Generates the codec codes for `text`: int32 array (frames, 16).
 
-        Keyword arguments: `speaker`, `language`, `instruct`, `voice`, `non_streaming_mode`,
-        `seed` and the sampling knobs (`temperature`, `top_k`, `top_p`, `repetition_penalty`,
-        `subtalker_temperature`, `subtalker_top_k`, `subtalker_top_p`, `max_new_tokens`), which
-        default to the checkpoint's generation_config.json; `temperature=0` is greedy.
-        `guards=False` turns the runaway guards off (the reference behaviour); texts over
+        `options` (from `tts.options(...)`) or the same keywords (`SpeechOptions` lists them:
+        speaker, language, instruct, voice, text_layout, seed, the sampling knobs, guards, ...);
+        unset sampling values default to the checkpoint's generation_config.json. Texts over
         `max_segment_tokens` are generated sentence group by sentence group.
         """
-        request, guards = self._request(text, max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
-        feed = self._feed(text, max_segment_tokens)
-        return _stack(self._run(lambda: iter(self._frames(request, feed, guards)), feed))
+        options = self.options(options, **kw)
+        request = self._request(options, text)
+        feed = self._feed(text, options.max_segment_tokens)
+        return _stack(self._run(lambda: iter(self._frames(request, feed, options.guards)), feed))
 
-    def generate(self, text: Text, *, guards: Guards | bool | None = None, retries: int = 0,
-                 trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
-                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Audio:
-        """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip.
+    def generate(self, text: Text, options: SpeechOptions | None = None, /, *,
+                 on_chunk: Callable[[AudioChunk], None] | None = None, **kw) -> Audio:
+        """Speaks `text` (options as in `generate_codes`) and returns the whole clip: the audio
+        `stream()` gives, whatever watches it.
 
         `on_chunk(chunk)` is called with each piece as soon as it is decoded. A segment stopped
         by a guard keeps its audio before the fault and says why in `finish_reason`; `retries`
-        runs a text again (with the next seed) that many times first.
+        runs a text again (with the next seed) that many times first. Only `decode="reference"`
+        decodes otherwise: all frames first, then the reference's offline 300-frame windows.
         """
-        guards = _guards(guards)
-        seed = kwargs.pop("seed", None)
-        for attempt in range(retries + 1 if isinstance(text, str) else 1):
-            run_seed = None if seed is None else seed + 1000 * attempt
-            request = self._request(text, seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
-            audio = self._generate(request, self._feed(text, max_segment_tokens), guards, trim_silence, on_chunk)
-            if audio.finish_reason not in GUARD_REASONS or attempt == retries:
+        options = self.options(options, **kw)
+        check_speed_supported(options)
+        if options.decode == "reference":
+            if on_chunk is not None:
+                raise ValueError("on_chunk needs decode='stream': decode='reference' decodes once, at the end")
+            return self._generate_like_reference(text, options)
+        for attempt in range(options.retries + 1 if isinstance(text, str) else 1):
+            seed = None if options.seed is None else options.seed + 1000 * attempt
+            run = replace(options, seed=seed)
+            audio = self._generate(self._request(run, text), self._feed(text, run.max_segment_tokens), run, on_chunk)
+            if audio.finish_reason not in GUARD_REASONS or attempt == options.retries:
                 return audio
             logger.warning("generation stopped by the %s guard; retrying with another seed", audio.finish_reason)
 
-    def _generate(self, request: Request, feed: TextFeed, guards: Guards, trim_silence: bool, on_chunk) -> Audio:
+    def _generate(self, request: Request, feed: TextFeed, options: SpeechOptions, on_chunk) -> Audio:
         start = time.perf_counter()
-        if not guards.enabled and feed.closed and feed.segments_made == 1 and not trim_silence and on_chunk is None:
-            return self._generate_like_reference(request, feed, start)
         chunks = []
-        for chunk in self._run(lambda: self._chunks(request, feed, guards, 8, start), feed):
+        for chunk in self._run(lambda: self._chunks(request, feed, options, start, trim=False), feed):
             if on_chunk is not None:
                 on_chunk(chunk)
             chunks.append(chunk)
         codes = np.concatenate([c.codes for c in chunks]) if chunks else np.zeros((0, 16), np.int32)
         whole = cut_faults(iter(chunks))
-        if trim_silence:
-            whole = trim_quiet(whole, guards.silence_rms)
+        if options.trim_silence:
+            whole = trim_quiet(whole, options.guards.silence_rms)
         return Audio.from_chunks(list(whole), codes, time.perf_counter() - start)
 
-    def _generate_like_reference(self, request: Request, feed: TextFeed, start: float) -> Audio:
-        """The reference's path: all frames, then the offline (windowed) decode."""
-        frames = list(self._run(lambda: iter(self._frames(request, feed, Guards(enabled=False))), feed))
-        codes = _stack(frames)
-        ref = request.ref_codes
-        if not len(codes):
-            samples = np.zeros(0, np.float32)
-        elif ref is not None:
-            # Decode after the reference codes, then cut their share off, as the reference does.
-            both = self.decode(np.concatenate([ref, codes]))
-            samples = both[int(len(ref) / (len(ref) + len(codes)) * len(both)):]
-        else:
-            samples = self.decode(codes)
-        return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - start, frames[-1].finish_reason or "eos")
+    def _generate_like_reference(self, text: Text, options: SpeechOptions) -> Audio:
+        """The reference's path, audio differing from `stream()`'s past 300 frames. Frames a guard
+        found faulty are dropped; the silence guard, which listens to the stream, does not run."""
+        start, request = time.perf_counter(), self._request(options, text)
+        feed = self._feed(text, options.max_segment_tokens)
+        frames = list(self._run(lambda: iter(self._frames(request, feed, options.guards)), feed))
+        rms = options.guards.silence_rms if options.trim_silence else None
+        return offline_audio(self.decode, frames, request.ref_codes, rms, start)
 
-    def stream(self, text: Text, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
-               guards: Guards | bool | None = None, trim_silence: bool = False,
-               max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Iterator[AudioChunk]:
-        """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
+    def stream(self, text: Text, options: SpeechOptions | None = None, /, **kw) -> Iterator[AudioChunk]:
+        """Speaks `text` chunk by chunk while generating (options as in `generate_codes`).
 
         `text` is a str, a `TextFeed` written by another thread, or any iterable of text pieces
         (an LLM's deltas): generation starts as soon as the first words are known. The first
@@ -253,15 +240,13 @@ class TTS:
         an utterance have `end_of_utterance` and `finish_reason`.
         """
         start = time.perf_counter()
-        request, guards = self._request(text, max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
-        next(chunk_schedule(chunk_frames))  # validates now
-        feed = self._feed(text, max_segment_tokens)
-
-        def chunks():
-            out = self._chunks(request, feed, guards, chunk_frames, start)
-            return trim_quiet(out, guards.silence_rms) if trim_silence else out
-
-        return self._run(chunks, feed)
+        options = self.options(options, **kw)
+        if options.decode != "stream":
+            raise OptionError("decode", "stream() decodes as it goes: decode='reference' is for generate()")
+        check_speed_supported(options)
+        request = self._request(options, text)
+        feed = self._feed(text, options.max_segment_tokens)
+        return self._run(lambda: self._chunks(request, feed, options, start, options.trim_silence), feed)
 
     # -- cloning and audio ------------------------------------------------------------------
 

@@ -49,6 +49,27 @@ def test_every_entry_reaches_its_parser(argv, needle):
     assert needle in out.stdout and "usage: mlx-qwen3tts " in out.stdout
 
 
+@pytest.mark.parametrize("module, needle", [
+    ("mlx_qwen3tts.server.bench", "--requests"),
+    ("mlx_qwen3tts.bench.gpu_check", "--quick"),
+])
+def test_the_tools_start_through_the_entry_too(module, needle):
+    out = run("-m", module, "--help", cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert needle in out.stdout
+
+
+def test_only_the_entry_restarts_and_nothing_imports_it():
+    """Every way in hands its start to `mlx_qwen3tts.__main__`, the one place that restarts."""
+    package = ROOT / "mlx_qwen3tts"
+    entry = package / "__main__.py"
+    sources = [p for p in [*package.rglob("*.py"), *(ROOT / "app").rglob("*.py"), ROOT / "convert.py"]
+               if p != entry and p != package / "blas" / "__init__.py"]
+    assert not [p for p in sources if "restart_command_line(" in p.read_text()]
+    assert not [p for p in sources if "__main__ import" in p.read_text()]
+    assert "restart_command_line()" in entry.read_text()
+
+
 def _without_fast_blas() -> dict:
     return {k: v for k, v in os.environ.items()
             if k not in ("LD_PRELOAD", "OPENBLAS_CORETYPE", "MLX_QWEN3TTS_BLAS_CHECKED")}

@@ -20,7 +20,7 @@ from mlx_qwen3tts import convert as convert_module
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.convert import convert, main
 from mlx_qwen3tts.models.qwen3_tts import Model
-from mlx_qwen3tts.bench.quality import quality_report
+from mlx_qwen3tts.quality import quality_report
 from reference import build_checkpoint, requires_reference
 from tiny import make_tiny_checkpoint, tiny_config, write_speech_tokenizer, write_text_tokenizer
 
@@ -86,7 +86,7 @@ def test_dtype_casts_the_model_but_not_the_codec(tiny, tmp_path):
     out = convert(tiny, tmp_path / "bf16", dtype="bfloat16")
     assert {v.dtype for v in mx.load(str(out / "model.safetensors")).values()} == {mx.bfloat16}
     assert {v.dtype for v in mx.load(str(out / "speech_tokenizer/model.safetensors")).values()} == {mx.float32}
-    assert mlx_qwen3tts.load(out).model.talker.codec_head.weight.dtype == mx.bfloat16
+    assert mlx_qwen3tts.load(out, dtype=None).model.talker.codec_head.weight.dtype == mx.bfloat16
 
 
 # ------------------------------------------------------------------ recipes

@@ -18,7 +18,7 @@ import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts.bench import gpu_parts
-from mlx_qwen3tts.bench.checkpoint import make_checkpoint
+from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.bench.gpu_check import GPU_PARTS, PARTS, has_gpu
 from mlx_qwen3tts.speed import frame_bytes
 
@@ -133,7 +133,7 @@ def write_tiny_base(folder: Path, custom_voice: str) -> Path:
 
     from mlx.utils import tree_flatten
 
-    from mlx_qwen3tts.bench.checkpoint import model_config
+    from mlx_qwen3tts.testing import model_config
     from mlx_qwen3tts.config import ModelConfig
     from mlx_qwen3tts.models.qwen3_tts import Model
 

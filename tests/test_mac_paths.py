@@ -11,7 +11,7 @@ import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts import generation
-from mlx_qwen3tts.bench.quality import compare, greedy_frames, teacher_forced
+from mlx_qwen3tts.quality import compare, greedy_frames, teacher_forced
 from mlx_qwen3tts.codec.conv import conv_transpose1d
 from reference import build_checkpoint, requires_reference
 from tiny import make_tiny_checkpoint

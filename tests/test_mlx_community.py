@@ -55,7 +55,7 @@ def test_float_folder_matches_the_official_one(official, wav, tmp_path, kind, dt
         assert stored[0]["speaker_encoder.blocks.0.conv.weight"].shape == (32, 5, 128)
     assert not filecmp.dircmp(official[kind] / "speech_tokenizer", folder / "speech_tokenizer").diff_files
 
-    theirs, ours = mlx_qwen3tts.load(official[kind], dtype=dtype), mlx_qwen3tts.load(folder)
+    theirs, ours = mlx_qwen3tts.load(official[kind], dtype=dtype), mlx_qwen3tts.load(folder, dtype=None)
     want, got = dict(tree_flatten(theirs.model.parameters())), dict(tree_flatten(ours.model.parameters()))
     assert got.keys() == want.keys()
     for name, value in want.items():
@@ -81,7 +81,7 @@ def test_quantized_folder_loads_and_generates(official, wav, tmp_path, kind, bit
     proj = "talker.code_predictor.small_to_mtp_projection"
     assert stored[f"{proj}.weight"].dtype == mx.uint32 and f"{proj}.bias" in stored
 
-    tts = mlx_qwen3tts.load(folder)
+    tts = mlx_qwen3tts.load(folder, dtype=None)
     modules = dict(tts.model.named_modules())
     quantized = {p for p, m in modules.items() if isinstance(m, nn.QuantizedLinear)}
     assert quantized == {k[: -len(".scales")] for k in stored if k.endswith(".scales")}

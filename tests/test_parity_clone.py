@@ -39,7 +39,7 @@ def test_in_context_clone_matches_reference(base, voice, non_streaming_mode):
     rec = run_reference(ref, "generate_voice_clone", TEXT, clone={"ref_audio": str(wav), "ref_text": REF_TEXT},
                         language="english", non_streaming_mode=non_streaming_mode, **REF_GREEDY)
     audio = tts.generate(TEXT, voice=voice, language="english", non_streaming_mode=non_streaming_mode,
-                         guards=False, **GREEDY)
+                         guards=False, decode="reference", **GREEDY)
     request = tts.prepare(TEXT, voice=voice, language="english", non_streaming_mode=non_streaming_mode)
     np.testing.assert_allclose(np.asarray(request.prompt.prefill), rec.prefill, atol=1e-5)
     n_ref = len(voice.ref_codes)
@@ -74,7 +74,7 @@ def test_saved_voice_reproduces_codes(base, voice, tmp_path):
 def test_in_context_stream_is_primed_with_the_reference(base, voice):
     tts = base[0]
     args = dict(voice=voice, language="english", **{**GREEDY, "max_new_tokens": 12})
-    offline = tts.generate(TEXT, guards=False, **args)  # the reference's decode-then-cut
+    offline = tts.generate(TEXT, guards=False, decode="reference", **args)  # the reference's decode-then-cut
     streamed = np.concatenate([c.samples for c in tts.stream(TEXT, **args)])
     # Offline decodes ref + generated and cuts the reference's share; streaming starts from the
     # same left context, so both agree wherever the cut falls on a frame boundary.

@@ -9,7 +9,7 @@ import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts.audio import AudioChunk
-from mlx_qwen3tts.bench.checkpoint import make_checkpoint
+from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.guards import Guards
 from mlx_qwen3tts.live import TextFeed
 from mlx_qwen3tts.pipeline import Frames, cut_faults
@@ -66,7 +66,7 @@ def test_cut_faults_removes_a_segments_bad_frames_in_place():
 
 
 def test_a_fault_found_downstream_ends_the_segment_at_the_next_frame(tts):
-    request = tts._request(**GREEDY, max_new_tokens=60, max_segment_tokens=25)
+    request = tts._request(tts.options(**GREEDY, max_new_tokens=60, max_segment_tokens=25), TWO_SENTENCES)
     feed = TextFeed(TWO_SENTENCES)
     feed.bind(tts.tokenizer, 25)
     frames = Frames(tts.model.talker, tts.config, request, feed, Guards())

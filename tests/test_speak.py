@@ -17,6 +17,7 @@ import soundfile as sf
 from mlx_qwen3tts.app import speak
 from mlx_qwen3tts.app.player import NoOutputDevice
 from mlx_qwen3tts.audio import AudioChunk
+from mlx_qwen3tts.options import speech_options
 
 SR = 24000
 CHUNK = 1920
@@ -53,9 +54,15 @@ class FakeTTS:
     def clone_voice(self, ref_audio, ref_text=None, *, x_vector_only=False):
         return FakeVoice(ref_audio, ref_text, x_vector_only)
 
-    def stream(self, text, **kwargs):
+    def options(self, **kwargs):
+        """The library's own checks of every value (the voice is a stand-in), then the keywords as given."""
+        speech_options(**{k: v for k, v in kwargs.items() if k != "voice"})
         if kwargs.get("speaker") not in self.speakers:
             raise ValueError(f"unknown speaker {kwargs.get('speaker')!r}; choose one of: ryan, vivian")
+        return kwargs
+
+    def stream(self, text, kwargs=None, /, **more):
+        kwargs = self.options(**more) if kwargs is None else kwargs
         text = text if isinstance(text, str) else "".join(text)  # live input: its pieces joined
         self.calls.append((text, kwargs))
         return self._chunks(len(self.calls) - 1, speech(text))
@@ -180,10 +187,38 @@ def test_flags_reach_the_model(env, tmp_path):
     (_, kwargs), = env.tts.calls
     assert kwargs == {"speaker": "vivian", "language": "english", "instruct": "calm", "temperature": 0.7,
                       "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7,
-                      "trim_silence": True, "non_streaming_mode": False}
+                      "trim_silence": True, "text_layout": "streaming"}
     env.tts.calls.clear()
     assert speak.main(["Hello.", "--keep-silence", "-q"]) == 0
     assert "trim_silence" not in env.tts.calls[0][1]
+
+
+def test_new_flags_reach_the_model(env):
+    argv = ["Hello.", "--subtalker-temperature", "0", "--subtalker-top-k", "5", "--subtalker-top-p", "0.5",
+            "--speed", "1.5", "--text-layout", "auto", "-q"]
+    assert speak.main(argv) == 0
+    (_, kwargs), = env.tts.calls
+    assert (kwargs["subtalker_temperature"], kwargs["subtalker_top_k"], kwargs["subtalker_top_p"]) == (0.0, 5, 0.5)
+    assert kwargs["speed"] == 1.5 and kwargs["text_layout"] == "auto"
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--temperature", "-1"], "temperature must be a number from 0 up (0 is greedy), got -1"),
+    (["--top-p", "1.5"], "top_p must be a number above 0 and at most 1, got 1.5"),
+    (["--max-new-tokens", "0"], "max_new_tokens must be an integer of 1 or more"),
+    (["--speed", "0.1"], "speed must be a number from 0.25 to 4.0, got 0.1"),
+])
+def test_bad_option_values_are_one_line_errors(env, capsys, flags, words):
+    assert speak.main(["Hello.", "-q", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1
+    assert env.tts.calls == []
+
+
+def test_speed_that_is_not_a_number_is_a_usage_error(env, capsys):
+    with pytest.raises(SystemExit) as e:
+        speak.main(["Hello.", "--speed", "fast"])
+    assert e.value.code == 2 and "--speed: invalid float value: 'fast'" in capsys.readouterr().err
 
 
 def test_custom_voice_gets_a_default_speaker(env):
@@ -306,12 +341,12 @@ def test_unwritable_output_path(env, tmp_path, capsys, monkeypatch):
     assert "permission denied" in one_error_line(capsys)
 
 
-def test_model_error_mid_run_writes_no_file(env, tmp_path, capsys):
+def test_model_error_writes_no_file(env, tmp_path, capsys):
     out = tmp_path / "x.wav"
     assert speak.main(["Hello.", "--speaker", "nobody", "-o", str(out)]) == 2
     assert "unknown speaker" in one_error_line(capsys)
     assert os.listdir(tmp_path) == []
-    assert env.players[0].events[-1] == "close"
+    assert env.players == []  # the options are refused before any playing starts
 
 
 def test_python_dash_m_runs_the_command():
@@ -336,7 +371,9 @@ from mlx_qwen3tts.audio import AudioChunk
 
 class SlowTTS:
     kind, speakers, languages, sample_rate = "custom_voice", ["ryan"], ["auto"], 24000
-    def stream(self, text, **kw):
+    def options(self, **kw):
+        return kw
+    def stream(self, text, options):
         for i in range(10_000):
             x = np.full(1920, 0.25, np.float32)
             yield AudioChunk(x, 24000, i, False, i + 1, 0.0)

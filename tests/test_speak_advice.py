@@ -17,7 +17,7 @@ from test_speak import SR, FakeTTS, env  # noqa: F401  (env is the fixture these
 
 from mlx_qwen3tts.app import pipeline, speak
 from mlx_qwen3tts.audio import AudioChunk
-from mlx_qwen3tts.bench.checkpoint import model_config
+from mlx_qwen3tts.testing import model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 
@@ -34,7 +34,7 @@ class PacedTTS(FakeTTS):
         self.config = self.model.config
         self.clock, self.step, self.frames = clock, ms_per_frame / 1e3, round(seconds / 0.08)
 
-    def stream(self, text, **kwargs):
+    def stream(self, text, kwargs):
         text = text if isinstance(text, str) else "".join(text)
         self.calls.append((text, kwargs))
         return self._paced()

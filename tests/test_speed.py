@@ -11,7 +11,7 @@ import mlx.nn as nn
 import pytest
 
 from mlx_qwen3tts import speed
-from mlx_qwen3tts.bench.checkpoint import model_config
+from mlx_qwen3tts.testing import model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
 from mlx_qwen3tts.quantize import quantize_model

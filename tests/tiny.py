@@ -1,4 +1,4 @@
-"""The tests' tiny random checkpoints: `mlx_qwen3tts.bench.checkpoint`, the one source of them."""
+"""The tests' tiny random checkpoints: `mlx_qwen3tts.testing`, the one source of them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from mlx_qwen3tts.bench.checkpoint import byte_symbols, model_config, write_checkpoint, write_speech_tokenizer
-from mlx_qwen3tts.bench.checkpoint import write_text_tokenizer
+from mlx_qwen3tts.testing import byte_symbols, model_config, write_checkpoint, write_speech_tokenizer
+from mlx_qwen3tts.testing import write_text_tokenizer
 
 __all__ = ["byte_symbols", "make_tiny_checkpoint", "tiny_config", "write_speech_tokenizer", "write_text_tokenizer"]
 

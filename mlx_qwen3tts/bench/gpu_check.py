@@ -197,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     return plan(args, out)
 
 
-if __name__ == "__main__":
-    from ..blas import restart_command_line
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.bench.gpu_check`: the package's entry starts every command
+    import runpy
 
-    restart_command_line()
-    sys.exit(main())
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")

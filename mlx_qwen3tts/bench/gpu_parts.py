@@ -188,7 +188,7 @@ def bf16_vs_float32(checkpoint: str, prompts: int, frames: int) -> dict:
     import gc
 
     from ..loading import load
-    from .quality import (
+    from ..quality import (
         PROMPTS,
         _request_kwargs,
         compare,

@@ -43,7 +43,7 @@ class Checkpoints:
             return self.models[i]
         size = self.sizes[i]
         if size not in self._made:
-            from .checkpoint import make_checkpoint
+            from ..testing import make_checkpoint
 
             out = self.folder / f"{size}-custom_voice" if self.folder else None
             self._made[size] = str(make_checkpoint(size, "custom_voice", out))

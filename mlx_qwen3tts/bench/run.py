@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warn_if_slow()
-    from .checkpoint import make_checkpoint
+    from ..testing import make_checkpoint
     from .mlx_audio import benchmark_mlx_audio, find_python, skip_reason
     from .reference import benchmark_reference, official_view
 
@@ -285,9 +285,3 @@ def main(argv: list[str] | None = None) -> int:
             {"results": results, "skipped": skipped, "runs": runs}, indent=2))
         print(f"wrote {args.json_out}")
     return 0
-
-
-if __name__ == "__main__":
-    from ..__main__ import run
-
-    sys.exit(run("bench"))

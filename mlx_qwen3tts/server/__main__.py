@@ -1,7 +1,6 @@
 """`python -m mlx_qwen3tts.server`: the same as `python -m mlx_qwen3tts serve`."""
 
-import sys
+import runpy
 
-from ..__main__ import run
-
-sys.exit(run("serve"))
+if __name__ == "__main__":
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")  # the package's entry starts every command

@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 1 or args.frames < 1:
         print("error: --requests and --frames must be at least 1", file=sys.stderr)
         return 2
-    from mlx_qwen3tts.app.speak import load_model
-    from mlx_qwen3tts.bench.checkpoint import make_checkpoint
+    import mlx_qwen3tts
+    from mlx_qwen3tts.testing import make_checkpoint
 
     model = args.model or make_checkpoint(args.make_checkpoint, "custom_voice")
-    result = measure(load_model(str(model)), args.requests, args.frames)
+    result = measure(mlx_qwen3tts.load(str(model)), args.requests, args.frames)
     result["model"] = str(model)
     print(format_report(result))
     if args.json_out:
@@ -183,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from mlx_qwen3tts.blas import restart_command_line
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.server.bench`: the package's entry starts every command
+    import runpy
 
-    restart_command_line()
-    sys.exit(main())
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")

@@ -25,14 +25,14 @@ log = logging.getLogger("mlx_qwen3tts.server")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlx_qwen3tts.app.speak import DEFAULT_MODEL, MODEL_ENV
+    from mlx_qwen3tts import DEFAULT_MODEL, MODEL_ENV, default_model
 
     from .state import Settings
 
     d = Settings()
     p = argparse.ArgumentParser(prog="mlx-qwen3tts serve", description="A local speech server: OpenAI's speech API "
                                 "over HTTP, and a WebSocket for live text.")
-    p.add_argument("--model", "-m", default=os.environ.get(MODEL_ENV) or DEFAULT_MODEL,
+    p.add_argument("--model", "-m", default=default_model(),
                    help=f"repo id or local folder (default: ${MODEL_ENV} or {DEFAULT_MODEL})")
     p.add_argument("--model-id", help="the model's name in the API (default: the repo id or folder name)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -158,13 +158,12 @@ def _end_by_sigint() -> None:
 
 
 def _load(app, model: str, server, failed: threading.Event) -> None:
-    """Loads on the library's own thread (MLX work belongs there), then hands the model over."""
-    from mlx_qwen3tts import worker
-    from mlx_qwen3tts.app.speak import load_model
+    """Loads (on the library's own thread, where `load` works), then hands the model over."""
+    import mlx_qwen3tts
 
     state = app.state.server
     try:
-        tts = worker.shared().call(lambda: load_model(model))
+        tts = mlx_qwen3tts.load(model)
     except Exception as e:
         state.load_error = f"{type(e).__name__}: {e}"
         log.error("cannot load %s: %s", model, state.load_error)

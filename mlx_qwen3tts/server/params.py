@@ -1,7 +1,9 @@
-"""Request fields -> validated `tts.stream()` arguments, for HTTP and the WebSocket alike.
+"""Request fields -> the library's `SpeechOptions`, for HTTP and the WebSocket alike.
 
-Every check here runs before the request waits for the model, so bad input is answered at
-once with a 400 that names the field and says what it takes.
+The library judges every value (`tts.options`); this module maps JSON to its options and its
+errors to 400s that name the request's field. What only the server decides stays here: voices
+by name, the input and instruction limits, the frame cap. It all runs before the request waits
+for the model, so bad input is answered at once.
 """
 
 from __future__ import annotations
@@ -9,23 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlx_qwen3tts.request import build_request
-from mlx_qwen3tts.text import clean_text
+from mlx_qwen3tts import OptionError, SpeechOptions, clean_text
 
 from .encoders import HTTP_FORMATS
 from .errors import APIError
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 STREAM_FORMATS = ("audio", "sse")
-TEXT_LAYOUTS = ("streaming", "whole")
-# name -> (type, low, high, low inclusive, what it takes)
-NUMBERS = {
-    "seed": (int, 0, 2**31 - 1, True, "an integer from 0 to 2147483647"),
-    "temperature": (float, 0.0, 2.0, True, "a number from 0 (greedy) to 2"),
-    "top_k": (int, 0, 100_000, True, "an integer of 0 (off) or more"),
-    "top_p": (float, 0.0, 1.0, False, "a number above 0 and at most 1"),
-    "repetition_penalty": (float, 0.0, 2.0, False, "a number above 0 and at most 2"),
-}
+# Request fields that are library options of the same name.
+SAME_NAMES = ("language", "seed", "temperature", "top_k", "top_p", "repetition_penalty", "text_layout",
+              "max_new_tokens", "speed")
+# A library option's request field, where the names differ.
+FIELDS = {"speaker": "voice", "instruct": "instructions"}
 
 
 def parse_json(raw: bytes) -> dict:
@@ -42,18 +39,6 @@ def _bad(name: str, takes: str, value) -> APIError:
     return APIError(400, f"{name} must be {takes}, got {json.dumps(value)[:80]}", "invalid_value", name)
 
 
-def _number(data: dict, name: str, kind: type, low, high, low_inclusive: bool, takes: str):
-    value = data.get(name)
-    if value is None:
-        return None
-    ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        raise _bad(name, takes, value)
-    if not (low <= value <= high) or (not low_inclusive and value == low):
-        raise _bad(name, takes, value)
-    return kind(value)
-
-
 def _string(data: dict, name: str) -> str | None:
     value = data.get(name)
     if value is not None and not isinstance(value, str):
@@ -61,9 +46,9 @@ def _string(data: dict, name: str) -> str | None:
     return value
 
 
-def stream_options(data: dict, state, *, voice_required: bool) -> dict:
-    """`voice`, `instructions`, `language`, `seed`, `text_layout` and the sampling fields -> `tts.stream()`
-    keywords (without `text_layout`, the library's default for the model's kind)."""
+def stream_options(data: dict, state, *, voice_required: bool) -> SpeechOptions:
+    """`voice`, `instructions`, `language`, `seed`, `text_layout`, `speed` and the sampling fields ->
+    the request's options (without `text_layout`, the library's default layout)."""
     tts, registry, limit = state.require_tts(), state.registry, state.settings.max_input_chars
     options: dict = {}
     voice = data.get("voice")
@@ -96,31 +81,28 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
             raise APIError(400, f"instructions are {len(instructions)} characters; the limit is {limit}",
                            "instructions_too_long", "instructions")
         options["instruct"] = instructions
-    language = _string(data, "language")
-    if language is not None:
-        if language.lower() not in tts.languages:
-            raise APIError(400, f"unknown language {language!r}; choose one of: {', '.join(tts.languages)}",
-                           "invalid_value", "language")
-        options["language"] = language.lower()
-    for name, spec in NUMBERS.items():
-        if (value := _number(data, name, *spec)) is not None:
-            options[name] = value
-    layout = _string(data, "text_layout")
-    if layout is not None:
-        if layout not in TEXT_LAYOUTS:
-            raise APIError(400, f"unsupported text_layout {json.dumps(layout)}; choose streaming (the model reads "
-                                "the text as it speaks) or whole (the text sits in the prompt first)",
-                           "invalid_value", "text_layout")
-        options["non_streaming_mode"] = layout == "whole"
-    cap = tts.sampling.max_new_tokens
-    tokens = _number(data, "max_new_tokens", int, 1, cap, True, f"an integer from 1 to {cap} (codec frames)")
-    if tokens is not None:
-        options["max_new_tokens"] = tokens
-    try:  # whatever else the library refuses (a voice made for another model size, ...)
-        build_request(tts.config, tts.tokenizer, tts.sampling, **options)
-    except ValueError as e:
-        raise APIError(400, str(e), "invalid_request") from None
+    for name in SAME_NAMES:
+        if data.get(name) is not None:
+            options[name] = data[name]
+    cap = tts.sampling.max_new_tokens  # a server's limit: the library takes any count
+    tokens = options.get("max_new_tokens")
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and not 1 <= tokens <= cap:
+        raise _bad("max_new_tokens", f"an integer from 1 to {cap} (codec frames)", tokens)
+    options = speech_options(tts, options)
+    if options.speed != 1.0:  # a valid speed (the library checked it) that no stage plays yet
+        raise APIError(400, f"speed {options.speed:g} is not supported yet: leave it out or send 1.0",
+                       "unsupported_speed", "speed")
     return options
+
+
+def speech_options(tts, fields: dict) -> SpeechOptions:
+    """`tts.options(**fields)`, its refusal a 400 naming the request's field."""
+    try:
+        return tts.options(**fields)
+    except OptionError as e:
+        raise APIError(400, str(e), "invalid_value", FIELDS.get(e.option, e.option)) from None
+    except ValueError as e:  # whatever else the library refuses (a voice file it cannot read, ...)
+        raise APIError(400, str(e), "invalid_request") from None
 
 
 def _no_instructions(kind: str) -> str:
@@ -150,7 +132,7 @@ class SpeechRequest:
     text: str
     response_format: str
     stream_format: str
-    options: dict  # tts.stream() keywords
+    options: SpeechOptions
 
 
 def speech_request(data: dict, state) -> SpeechRequest:
@@ -171,12 +153,6 @@ def speech_request(data: dict, state) -> SpeechRequest:
     if fmt not in HTTP_FORMATS:
         raise APIError(400, f"unsupported response_format {json.dumps(fmt)}; choose one of: "
                             f"{', '.join(HTTP_FORMATS)}", "unsupported_format", "response_format")
-    speed = data.get("speed", 1.0)
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)):
-        raise _bad("speed", "a number (only 1.0 for now)", speed)
-    if speed != 1.0:
-        raise APIError(400, f"speed {speed:g} is not supported yet: leave it out or send 1.0",
-                       "unsupported_speed", "speed")
     stream_format = data.get("stream_format") or "audio"
     if stream_format not in STREAM_FORMATS:
         raise APIError(400, f"unsupported stream_format {json.dumps(stream_format)}; choose audio or sse",

@@ -102,7 +102,7 @@ class SpeechResponse(Response):
         record.queued, record.ahead = turn.waited, turn.ahead
         feed = TextFeed(request.text)
         try:
-            stream = tts.stream(feed, **request.options)
+            stream = tts.stream(feed, request.options)
             self._generation = generation = Generation(stream, feed, state.executor)
             if self._gone.is_set():
                 generation.cancel()

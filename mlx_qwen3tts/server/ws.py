@@ -19,7 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from mlx_qwen3tts import TextFeed
+from mlx_qwen3tts import SpeechOptions, TextFeed
 
 from .encoders import make_encoder
 from .errors import APIError
@@ -54,7 +54,7 @@ class _OnAir:  # the utterance being spoken, and when its own work began
 class Session:
     def __init__(self, ws, state: ServerState):
         self.ws, self.state = ws, state
-        self.options: dict | None = None
+        self.options: SpeechOptions | None = None
         self.format = "pcm"
         self.feed: TextFeed | None = None  # where new text goes
         self.speakable = False  # the feed's current utterance has a letter or digit
@@ -115,11 +115,11 @@ class Session:
             raise APIError(400, f"unsupported response_format {json.dumps(fmt)}; choose one of: "
                                 f"{', '.join(WS_FORMATS)}", "unsupported_format")
         check_model(data, self.state.settings.model_id)
-        # Live text defaults to the streaming layout, as `speak` does: speech starts after the
-        # first words instead of at each utterance's end.
-        self.options = {"non_streaming_mode": False, **stream_options(data, self.state, voice_required=False)}
+        # A feed is live text: the library's default layout for it streams, so speech starts
+        # after the first words instead of at each utterance's end.
+        self.options = stream_options(data, self.state, voice_required=False)
         self.format = fmt
-        voice = self.options.get("speaker") or (data.get("voice") if "voice" in self.options else None)
+        voice = self.options.speaker or (data.get("voice") if self.options.voice is not None else None)
         await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": 24000,
                           "channels": 1, "response_format": fmt, "voice": voice})
 
@@ -178,7 +178,7 @@ class Session:
 
     # -- speaking -----------------------------------------------------------------------------
 
-    async def _speak(self, feed: TextFeed, options: dict, fmt: str) -> None:
+    async def _speak(self, feed: TextFeed, options: SpeechOptions, fmt: str) -> None:
         task = asyncio.current_task()
         try:
             try:
@@ -206,9 +206,9 @@ class Session:
             if self.done and not self.jobs and not self.gone:
                 await self._close()
 
-    async def _generate(self, feed: TextFeed, turn: Turn, options: dict, fmt: str) -> None:
+    async def _generate(self, feed: TextFeed, turn: Turn, options: SpeechOptions, fmt: str) -> None:
         encoder = make_encoder(fmt, 24000)
-        generation = Generation(self.state.tts.stream(feed, **options), feed, self.state.executor)
+        generation = Generation(self.state.tts.stream(feed, options), feed, self.state.executor)
         giving_back = asyncio.create_task(self._give_back_when_wanted(feed, turn))
         try:
             while (chunk := await generation.next()) is not None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
-from ..codec import DecoderConfig, SpeechDecoder
-from ..config import ModelConfig
-from ..models.qwen3_tts import Model
+from .codec import DecoderConfig, SpeechDecoder
+from .config import ModelConfig
+from .models.qwen3_tts import Model
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import mlx.core as mx
 import numpy as np
 from mlx_lm.models.cache import KVCache
 
-from ..sampling import Sampler
+from .sampling import Sampler
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _request_kwargs(tts) -> dict:
         return {"speaker": tts.speakers[0], "language": "auto"}
     if tts.kind == "voice_design":
         return {"instruct": "A calm, clear adult voice.", "language": "auto"}
-    from ..voice import Voice
+    from .voice import Voice
 
     x_vector = np.random.default_rng(0).standard_normal(tts.config.talker.hidden_size).astype(np.float32)
     return {"voice": Voice(x_vector, model_kind="base", model_size=tts.config.tts_model_size), "language": "auto"}
@@ -106,7 +106,7 @@ def _mean(results: list[dict], key: str) -> float:
 
 
 def _timed_load(folder, dtype):
-    from ..loading import load
+    from .loading import load
 
     start = time.perf_counter()
     tts = load(folder, dtype=dtype)
@@ -114,7 +114,7 @@ def _timed_load(folder, dtype):
 
 
 def _source_of(folders: list[Path]) -> str:
-    from ..weights import read_json
+    from .weights import read_json
 
     sources = {(read_json(f / "config.json").get("mlx_conversion") or {}).get("source") for f in folders}
     if None in sources:
@@ -136,7 +136,7 @@ def quality_report(quantized: str | Path | list, source: str | Path | None = Non
         One dict per folder with the size, load time and mean agreement figures (see
         `COLUMNS`); each also holds the source's size and load time under "source".
     """
-    from ..weights import read_json, resolve_checkpoint
+    from .weights import read_json, resolve_checkpoint
 
     folders = [Path(f) for f in (quantized if isinstance(quantized, (list, tuple)) else [quantized])]
     if frames < 2:
