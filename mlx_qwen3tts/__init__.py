@@ -11,7 +11,7 @@ defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seco
 __all__ = ["Audio", "AudioChunk", "TTS", "TextFeed", "Voice", "load"]
 __version__ = "0.1.0"
 
-_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "TextFeed": "live", "Voice": "voice",
+_EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "TTS": "tts", "TextFeed": "text", "Voice": "voice",
             "load": "loading"}
 
 

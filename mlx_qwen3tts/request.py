@@ -27,7 +27,7 @@ from .prompt import (
     resolve_language,
 )
 from .sampling import SamplingConfig
-from .text_stream import MAX_SEGMENT_TOKENS
+from .text import MAX_SEGMENT_TOKENS
 from .tokenizer import TextTokenizer
 from .voice import Voice
 

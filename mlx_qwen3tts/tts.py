@@ -18,7 +18,6 @@ from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
-from .live import TextFeed, feed_from
 from .models.qwen3_tts import Model
 from .pipeline import (
     DEFAULT_CHUNK_FRAMES,
@@ -29,11 +28,10 @@ from .pipeline import (
     stop_on_silence,
 )
 from .pipeline import trim_silence as trim_quiet
-from .prompt import PromptVectors, tokenize
+from .prompt import PromptVectors
 from .request import FixedText, Request, build_request, segment_prompt
 from .sampling import SamplingConfig
-from .text import clean_text
-from .text_stream import MAX_SEGMENT_TOKENS
+from .text import MAX_SEGMENT_TOKENS, TextFeed, clean_text, feed_from, text_tokens
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
@@ -127,7 +125,7 @@ class TTS:
     def prepare(self, text: str, **kwargs) -> Prepared:
         """Validates one request and builds its prompt vectors (no generation, no segmenting)."""
         request = self._request(**kwargs)
-        tokens = tokenize(self.tokenizer, clean_text(text)).text
+        tokens = text_tokens(self.tokenizer, text)
         prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
         return Prepared(prompt, request.sampling, request.seed)
 
@@ -135,7 +133,7 @@ class TTS:
         """The raw generation loop for one request: `(codes, is_last)` per frame ((16,) int32),
         with no guards and no segmenting."""
         request = self._request(**kwargs)
-        tokens = tokenize(self.tokenizer, clean_text(text)).text
+        tokens = text_tokens(self.tokenizer, text)
 
         def frames():
             prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
