@@ -4,9 +4,11 @@ The public names load on first use, so `import mlx_qwen3tts` (and the command-li
 start from it) pay for MLX and the model code only when they need them.
 """
 
+from ._checkout import find_app_in_checkout
 from ._deferred_mlx_lm import defer_mlx_lm_init
 
 defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seconds of start-up
+find_app_in_checkout()  # a source checkout has no mlx_qwen3tts/app folder
 
 __all__ = ["Audio", "AudioChunk", "TTS", "TextFeed", "Voice", "load"]
 __version__ = "0.1.0"
