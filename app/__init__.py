@@ -1,9 +1,18 @@
-"""The application layer: live playback and the `speak` command."""
+"""The application layer: live playback and the `speak` command.
 
-from .pipeline import Progress, Recorder, feed
-from .player import NoOutputDevice, Player, check_output_device
-from .session import Speech
-from mlx_qwen3tts.text import estimate_seconds, split_sentences
+This folder is the package `mlx_qwen3tts.app` (pyproject maps it there; a source checkout finds
+it through `mlx_qwen3tts`), and has no other import name: imported as `app`, the same files
+would make a second, separate copy of every class and setting in it.
+"""
+
+if __name__ != "mlx_qwen3tts.app":
+    raise ImportError(f"the app folder is the package mlx_qwen3tts.app, not {__name__!r}: "
+                      "import mlx_qwen3tts.app (for example, from mlx_qwen3tts.app import Player)")
+
+from .pipeline import Progress, Recorder, feed  # noqa: E402
+from .player import NoOutputDevice, Player, check_output_device  # noqa: E402
+from .session import Speech  # noqa: E402
+from mlx_qwen3tts.text import estimate_seconds  # noqa: E402
 
 __all__ = [
     "NoOutputDevice",
@@ -14,5 +23,4 @@ __all__ = [
     "check_output_device",
     "estimate_seconds",
     "feed",
-    "split_sentences",
 ]

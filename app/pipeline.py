@@ -1,4 +1,4 @@
-"""Feeds streamed speech, sentence after sentence, into sinks such as the player and a recorder."""
+"""Feeds streamed speech, stream after stream, into sinks such as the player and a recorder."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
     first_chunk: float | None = None  # seconds from start to the first chunk
     chunks: int = 0
-    sentences: int = 0  # sentences finished
+    streams: int = 0  # streams played to their end
     samples: int = 0
     sample_rate: int = 24000
     elapsed: float = 0.0
@@ -75,19 +75,17 @@ def feed(
     sinks: Sequence[Sink],
     *,
     on_chunk: Callable[[Progress], None] | None = None,
-    on_sentence: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Progress:
     """Writes every chunk of every stream to every sink, in order, then finishes the sinks.
 
-    `streams` is consumed lazily, so with `(tts.stream(s) for s in sentences)` the next sentence
+    `streams` is consumed lazily, so with a generator of `tts.stream(...)` calls the next stream
     is generated while the sinks (a player) are still busy with the previous one.
 
     Args:
-        streams: one chunk iterator per sentence.
+        streams: chunk iterators, played one after another.
         sinks: objects with `write(samples)` and `finish()`.
         on_chunk: called after each chunk has been written.
-        on_sentence: called after each sentence's last chunk.
         stop: when set (from another thread), generation stops after the current chunk.
 
     Returns:
@@ -118,9 +116,7 @@ def feed(
         if stop is not None and stop.is_set():
             progress.stopped = True
             return progress
-        progress.sentences += 1
-        if on_sentence is not None:
-            on_sentence(progress)
+        progress.streams += 1
     for sink in sinks:
         sink.finish()
     progress.elapsed = time.perf_counter() - progress.started

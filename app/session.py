@@ -66,7 +66,7 @@ def speak(tts, text, *, block: bool = True, device: int | str | None = None, **k
         block: wait until everything has played (Ctrl-C stops it); False returns at once and
             generates on a background thread.
         device: sounddevice output device; None for the default.
-        **kwargs: passed to `tts.stream()` for every sentence (speaker, language, voice, ...).
+        **kwargs: passed to `tts.stream()` (speaker, language, voice, ...).
 
     Returns:
         The `Speech`, already finished when `block` is True.

@@ -17,7 +17,7 @@ from .checks import OptionError, OptionTypeError, check_bool, check_choice, chec
 from .guards import Guards
 from .pipeline import DEFAULT_CHUNK_FRAMES
 from .sampling import SAMPLING_OPTIONS, check_sampling
-from .text_stream import MAX_SEGMENT_TOKENS
+from .text import MAX_SEGMENT_TOKENS
 from .voice import Voice
 
 TEXT_LAYOUTS = (

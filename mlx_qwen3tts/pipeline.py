@@ -30,9 +30,9 @@ from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, AudioChunk
 from .config import ModelConfig
 from .generation import generate_frames, generation_stream, wired_limit
 from .guards import FrameGuard, Guards, SilenceGuard
-from .live import Cancelled
 from .models.talker import Talker
 from .request import Request, segment_prompt
+from .text import Cancelled
 
 DEFAULT_CHUNK_FRAMES = (1, 2, 4, 8)
 WINDOW = SAMPLE_RATE // 50  # 20 ms; divides a frame, so windows stay on one grid across chunks

@@ -20,16 +20,14 @@ from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
-from .live import TextFeed, feed_from
 from .models.qwen3_tts import Model
 from .offline import offline_audio
 from .options import SpeechOptions, check_speed_supported, speech_options
 from .pipeline import Frames, cut_faults, decode_chunks, stop_on_silence
 from .pipeline import trim_silence as trim_quiet
-from .prompt import tokenize
 from .request import FixedText, Prepared, Request, build_request, check_options, segment_prompt
 from .sampling import SamplingConfig
-from .text import clean_text
+from .text import TextFeed, clean_text, feed_from, text_tokens
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
@@ -117,7 +115,7 @@ class TTS:
     def prepare(self, text: str, options: SpeechOptions | None = None, /, **kw) -> Prepared:
         """Checks one request and builds its prompt vectors (no generation, no segmenting)."""
         request = self._request(self.options(options, **kw), text)
-        tokens = tokenize(self.tokenizer, clean_text(text)).text
+        tokens = text_tokens(self.tokenizer, text)
         prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))
         return Prepared(prompt, request.sampling, request.seed)
 
@@ -126,7 +124,7 @@ class TTS:
         """The raw generation loop for one request: `(codes, is_last)` per frame ((16,) int32),
         with no guards and no segmenting."""
         request = self._request(self.options(options, **kw), text)
-        tokens = tokenize(self.tokenizer, clean_text(text)).text
+        tokens = text_tokens(self.tokenizer, text)
 
         def frames():
             prompt = segment_prompt(self.model.talker, self.config, request, FixedText(tokens))

@@ -11,11 +11,10 @@ import mlx_qwen3tts
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.guards import Guards
-from mlx_qwen3tts.live import TextFeed
 from mlx_qwen3tts.pipeline import Frames, cut_faults
 from mlx_qwen3tts.prompt import tokenize
 from mlx_qwen3tts.request import voice_frames
-from mlx_qwen3tts.text_stream import segment_tokens
+from mlx_qwen3tts.text import TextFeed, segment_tokens
 from mlx_qwen3tts.voice import Voice
 from tiny import make_tiny_checkpoint
 

@@ -125,7 +125,7 @@ def _child(scenario: str, out: str) -> None:
         recorder = Recorder(SR)
         progress = feed((stream(x) for x in parts), [player, recorder])
         result["drained"] = player.drain(timeout=10)
-        result["sentences"] = progress.sentences
+        result["streams"] = progress.streams
         np.save(out + ".rec.npy", recorder.samples)
         sig = np.concatenate(parts)
     elif scenario == "no_device":
@@ -251,7 +251,7 @@ def test_drain_waits_for_the_tail(portaudio, tmp_path):
 
 def test_sentences_play_back_to_back_through_one_stream(portaudio, tmp_path):
     r = run("sentences", tmp_path)
-    assert r["drained"] and int(r["sentences"]) == 3
+    assert r["drained"] and int(r["streams"]) == 3
     assert int(r["streams_opened"]) == 1 and int(r["underruns"]) == 0
     np.testing.assert_array_equal(sound(r), with_end_fades(r["signal"], int(r["fade_len"])))
     # No silence between sentences: the sound is one unbroken run.

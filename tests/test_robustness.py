@@ -10,8 +10,7 @@ import pytest
 
 import mlx_qwen3tts
 from mlx_qwen3tts.guards import FrameGuard, Guards, SilenceGuard
-from mlx_qwen3tts.text import clean_text
-from mlx_qwen3tts.text_stream import segment_tokens
+from mlx_qwen3tts.text import clean_text, segment_tokens
 from tiny import make_tiny_checkpoint
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven small birds sing softly "

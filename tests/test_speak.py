@@ -491,7 +491,7 @@ def session(monkeypatch):
 def test_api_speak_blocks_until_played(session):
     tts = FakeTTS()
     speech = session.speak(tts, "One here. Two there.", speaker="vivian", seed=1)
-    assert speech.done and speech.progress.sentences == 1
+    assert speech.done and speech.progress.streams == 1
     assert [(t, kw) for t, kw in tts.calls] == [("One here. Two there.", {"speaker": "vivian", "seed": 1})]
     np.testing.assert_array_equal(np.concatenate(speech.player.written), np.concatenate(tts.produced))
     assert speech.player.events == ["open", "finish", "drain", "close"]

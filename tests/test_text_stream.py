@@ -7,8 +7,7 @@ import re
 import pytest
 
 from mlx_qwen3tts import prompt
-from mlx_qwen3tts.text import MAX_CHARS, clean_text, split_sentences
-from mlx_qwen3tts.text_stream import Release, TextStream, segment_tokens
+from mlx_qwen3tts.text import MAX_CHARS, Release, TextStream, clean_text, segment_tokens, split_sentences
 from mlx_qwen3tts.tokenizer import TextTokenizer
 from reference import requires_reference, text_tokenizer_dir
 from tiny import write_text_tokenizer

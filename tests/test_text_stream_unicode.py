@@ -5,7 +5,7 @@ import re
 import sys
 import unicodedata
 
-from mlx_qwen3tts.text import Cleaner, _stable, _visible, clean_text
+from mlx_qwen3tts.text.clean import Cleaner, _visible, clean_text, nfc_stable
 from test_text_stream import FRAGMENTS
 
 ALL = [chr(c) for c in range(sys.maxunicode + 1)]
@@ -32,17 +32,17 @@ def test_regex_whitespace_is_isspace():
 def test_nfc_never_joins_a_stable_character_to_what_precedes_it():
     seconds = {second for _, second, _ in _compositions()} | {chr(c) for c in range(0x1161, 0x1176)} | {chr(c) for c in range(0x11A8, 0x11C3)}
     for c in ALL:
-        if _stable(c):
+        if nfc_stable(c):
             first = unicodedata.normalize("NFD", c)[0]
             assert unicodedata.combining(first) == 0 and first not in seconds, hex(ord(c))
     # Whitespace, the hint's safe place, is stable: a space always lets the text before it out.
-    assert all(_stable(c) for c in ALL if c.isspace())
+    assert all(nfc_stable(c) for c in ALL if c.isspace())
 
 
 def test_a_visible_stable_character_stays_visible():
     # The cleaner ends a whitespace run as soon as such a character arrives, before NFC is done with it.
     composites = [c for _, _, c in _compositions()]
-    for c in [c for c in ALL if _stable(c) and _visible(c)]:
+    for c in [c for c in ALL if nfc_stable(c) and _visible(c)]:
         assert _visible(unicodedata.normalize("NFC", c)[0]), hex(ord(c))
     assert all(_visible(c) for c in composites)
 
@@ -58,7 +58,7 @@ def test_normalizing_at_stable_cuts_is_normalizing_the_whole():
     rng = random.Random(0)
     for _ in range(3000):
         text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 30)))
-        cuts = [i for i in range(1, len(text)) if _stable(text[i])]
+        cuts = [i for i in range(1, len(text)) if nfc_stable(text[i])]
         pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
         assert "".join(unicodedata.normalize("NFC", p) for p in pieces) == unicodedata.normalize("NFC", text)
 

@@ -4,10 +4,7 @@ from the wheel (its dependencies come from this interpreter's site-packages)."""
 from __future__ import annotations
 
 import os
-import shutil
-import site
 import stat
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -15,22 +12,14 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from installs import ROOT, app_identity, bare_venv, copy_source, run
 from tiny import make_tiny_checkpoint
-
-ROOT = Path(__file__).resolve().parent.parent
-# What a build writes into the tree (build/, *.egg-info), and what is not the project's.
-NOT_SOURCE = shutil.ignore_patterns(".git", ".cache", ".benchmarks", ".pytest_cache", "__pycache__", "build",
-                                    "dist", "*.egg-info", ".venv", "venv")
-
-
-def run(*argv, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
-    shutil.copytree(ROOT, tmp / "src", symlinks=True, ignore=NOT_SOURCE)  # the build writes into its tree
+    copy_source(tmp / "src")
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                 "-w", tmp / "dist", tmp / "src", cwd=tmp, env=os.environ)
     assert built.returncode == 0, built.stdout + built.stderr
@@ -43,13 +32,7 @@ def venv(wheel, tmp_path_factory) -> tuple[Path, dict]:
     """A virtual environment with the wheel installed; this interpreter's site-packages (without
     their .pth files, so no editable install) lend it the dependencies."""
     where = tmp_path_factory.mktemp("venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
-    python = where / "bin" / "python"
-    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))",
-                       cwd=where, env=os.environ).stdout.strip())
-    ours = [p for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
-    (purelib / "dependencies.pth").write_text("\n".join(ours) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    python, env = bare_venv(where)
     installed = run(python, "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index", wheel,
                     cwd=where, env=env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
@@ -64,6 +47,9 @@ def tiny(tmp_path_factory) -> Path:
 def test_wheel_holds_the_app_as_files_the_forwarder_source_and_no_tests(wheel):
     with zipfile.ZipFile(wheel) as z:
         infos = {i.filename: i for i in z.infolist()}
+        for source in sorted((ROOT / "mlx_qwen3tts").rglob("*.py")):
+            name = source.relative_to(ROOT).as_posix()
+            assert name in infos and z.read(name) == source.read_bytes(), f"{name} is not in the wheel as it is"
         for source in sorted((ROOT / "app").glob("*.py")):
             info = infos.get(f"mlx_qwen3tts/app/{source.name}")
             assert info is not None, f"{source.name} is not in the wheel"
@@ -78,6 +64,12 @@ def test_the_venv_imports_the_wheel_not_the_source(venv, tmp_path):
     where_from = run(where / "bin/python", "-c", "import mlx_qwen3tts.app.speak as m; print(m.__file__)",
                      cwd=tmp_path, env=env)
     assert Path(where_from.stdout.strip()).is_relative_to(where), where_from.stdout + where_from.stderr
+    # One identity: the app's classes are the same objects by any route, and the wheel has no
+    # top-level `app`; no checkout finder is installed, the wheel's own folder is found.
+    app = app_identity(where / "bin/python", tmp_path, env)
+    assert Path(app["file"]) == Path(where_from.stdout.strip()).with_name("__init__.py")
+    assert app["same"] == "True" and app["import_app"].startswith("ModuleNotFoundError")
+    assert app["app_modules"] == "[]" and app["finders"] == "[]"
     # From the clone's root the source package comes first: `speak` below must work there too.
     here = run(where / "bin/python", "-c", "import mlx_qwen3tts; print(mlx_qwen3tts.__file__)", cwd=ROOT, env=env)
     assert Path(here.stdout.strip()) == ROOT / "mlx_qwen3tts" / "__init__.py", here.stdout + here.stderr

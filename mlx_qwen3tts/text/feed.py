@@ -2,19 +2,21 @@
 
 A stream's text is a sequence of utterances (ended by `flush()`), each cut into generation
 segments. The feed turns what is written into the token ids of each segment as soon as they can
-no longer change (`text_stream.TextStream`), so the frame loop can feed each token when it
+no longer change (`TextStream`), so the frame loop can feed each token when it
 reaches it, and wait, never guess, when it has not arrived yet. A whole text goes through the
 same feed, written once and closed, so both paths make the same segments and tokens.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from .text_stream import MAX_SEGMENT_TOKENS, Release, TextStream
-from .tokenizer import TextTokenizer
+from .stream import MAX_SEGMENT_TOKENS, Release, TextStream
+
+if TYPE_CHECKING:
+    from ..tokenizer import TextTokenizer
 
 
 class Cancelled(Exception):
@@ -60,6 +62,19 @@ class SegmentText:
         with self._cond:
             self._wait(lambda: self.complete)
             return tuple(self._ids)
+
+    # -- writer side (the feed) -------------------------------------------------------------
+
+    def extend(self, tokens: tuple[int, ...]) -> None:
+        """Appends tokens that can no longer change; the feed wakes the reader."""
+        with self._cond:
+            self._ids.extend(tokens)
+
+    def finish(self, ends_utterance: bool) -> None:
+        """Marks the segment complete; the feed wakes the reader."""
+        with self._cond:
+            self.complete = True
+            self.ends_utterance = ends_utterance
 
 
 class TextFeed:
@@ -127,7 +142,8 @@ class TextFeed:
             self.cancelled = True
             self._cond.notify_all()
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Ends the stream with `error`, which its reader raises (a producer that failed)."""
         with self._cond:
             self._error = error
             self._cond.notify_all()
@@ -147,7 +163,7 @@ class TextFeed:
         self._apply(self._text.end(), final=True)
         self._text, self._held = None, []
         if self._open is not None:  # text that never said a word leaves no segment behind
-            self._open.complete = self._open.ends_utterance = True
+            self._open.finish(ends_utterance=True)
             self._open = None
         self._utterances += 1
         self._cond.notify_all()
@@ -164,10 +180,9 @@ class TextFeed:
                 if self._open is None:
                     self._open = SegmentText(self._cond, self, len(self._segments), self._utterances)
                     self._segments.append(self._open)
-                self._open._ids.extend(release.tokens)
+                self._open.extend(release.tokens)
             if release.segment_end and self._open is not None:
-                self._open.complete = True
-                self._open.ends_utterance = final and release is releases[-1]
+                self._open.finish(ends_utterance=final and release is releases[-1])
                 self._open = None
         self._cond.notify_all()
 
@@ -229,56 +244,3 @@ class TextFeed:
     def spoke(self) -> bool:
         """Whether any segment was made (else the input had nothing to speak)."""
         return self.segments_made > 0
-
-
-class _Readers:
-    """Threads that pull text iterables, kept for the life of the process.
-
-    A producer may run MLX itself (an LLM's token generator), and with MLX 0.32 a thread that
-    ran compiled functions and ends before the process can abort it at exit; so these threads
-    never end: an idle one takes the next job, and one is added when none is idle.
-    """
-
-    def __init__(self):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-
-    def run(self, job) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-            else:
-                threading.Thread(target=self._serve, name="mlx-qwen3tts-text", daemon=True).start()
-        self._jobs.put(job)
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            job()
-            job = None
-            with self._lock:
-                self._idle += 1
-
-
-_READERS = _Readers()
-
-
-def feed_from(pieces: Iterable[str]) -> TextFeed:
-    """A feed that a background thread fills from `pieces` (an LLM's deltas, a pipe's lines),
-    so the producer runs while the speech is generated; it closes at the end of `pieces`,
-    and stops pulling once the feed is cancelled."""
-    feed = TextFeed()
-
-    def pull() -> None:
-        try:
-            for piece in pieces:
-                if feed.cancelled:
-                    return
-                feed.write(piece)
-            feed.close()
-        except BaseException as e:  # the stream's reader raises it
-            feed._fail(e)
-
-    _READERS.run(pull)
-    return feed
