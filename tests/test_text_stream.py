@@ -7,7 +7,8 @@ import re
 import pytest
 
 from mlx_qwen3tts import prompt
-from mlx_qwen3tts.text import MAX_CHARS, Release, TextStream, clean_text, segment_tokens, split_sentences
+from mlx_qwen3tts.text import (MAX_CHARS, Release, TextStream, clean_text, segment_tokens, split_sentences,
+                               text_tokens)
 from mlx_qwen3tts.tokenizer import TextTokenizer
 from reference import requires_reference, text_tokenizer_dir
 from tiny import write_text_tokenizer
@@ -142,6 +143,15 @@ def test_whitespace_pieces_interleaved(tok):
 def test_short_text_is_one_segment_of_the_prompt_tokens(tok):
     for text in ["Hello.", "Hi there, how are you today?", "你好。", TEXTS["prose"], "  padded \n text \t"]:
         assert segment_tokens(tok, text) == [prompt.tokenize(tok, clean_text(text)).text]
+
+
+def test_a_whole_text_as_one_segment_is_the_prompt_tokens(tok):
+    # text_tokens (the route of TTS.prepare and iter_frames) is the stream's, never segmented.
+    for text in list(TEXTS.values()) + [TEXTS["long"] * 8]:
+        assert text_tokens(tok, text) == prompt.tokenize(tok, clean_text(text)).text
+    assert len(segment_tokens(tok, TEXTS["long"] * 8)) > 1
+    with pytest.raises(ValueError, match="text is empty"):
+        text_tokens(tok, " ... ")
 
 
 def test_long_text_makes_several_segments_on_sentence_ends(tok):

@@ -24,6 +24,7 @@ MAX_SEGMENT_TOKENS = 250
 # More tokens than any text a request takes can make (a character is at most 4 UTF-8 bytes,
 # and NFC at most triples them), so a segment ends only with its text.
 _ONE_SEGMENT = 12 * MAX_CHARS + 1
+_PIECE = 1024  # characters per push when a whole text goes through a stream
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,10 @@ def segment_tokens(tokenizer: TextTokenizer, text: str,
     # output may not be NFC ("a\u00ad\u0301" -> "a\u0301") and cleaning it again can change it.
     stream = TextStream(tokenizer, max_segment_tokens)
     segments, current = [], []
-    for release in stream.push(text) + stream.end():
+    # In pieces, as any split gives the same tokens: a push releases what it made final, so
+    # each sentence end looks back over one piece's units at most, not the whole text's.
+    pieces = (text[i:i + _PIECE] for i in range(0, len(text), _PIECE))
+    for release in [r for piece in pieces for r in stream.push(piece)] + stream.end():
         current += release.tokens
         if release.segment_end:
             segments.append(tuple(current))
