@@ -1,10 +1,12 @@
 """The routes: OpenAI's speech API, voices, models, health, and the live-text WebSocket.
 
     POST   /v1/audio/speech           text -> audio, streamed as it is made (audio or SSE)
-    GET    /v1/audio/voices           preset speakers and registered voices
+    GET    /v1/audio/voices           preset speakers, registered voices and aliases, under `data`
+                                      and `voices` (the shape Open WebUI and Kokoro clients read)
     POST   /v1/audio/voices           register a voice from a recording (Base models)
     DELETE /v1/audio/voices/{name}
     GET    /v1/models                 the one model this server runs
+    GET    /v1/audio/models           the same, as {"models": [...]} (Open WebUI reads it)
     GET    /health                    200 once the model is loaded
     WS     /v1/audio/speech/stream    live text in, PCM out (ws.py)
 """
@@ -46,13 +48,21 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
         return {"status": "ok", "model": settings.model_id, "kind": state.tts.kind,
                 "busy": state.scheduler.busy, "waiting": state.scheduler.waiting}
 
+    def model_entry() -> dict:
+        tts = state.require_tts()
+        return {"id": settings.model_id, "name": settings.model_id, "object": "model", "created": STARTED,
+                "owned_by": "mlx-qwen3tts", "kind": tts.kind, "size": tts.config.tts_model_size,
+                "languages": tts.languages, "instructions": tts.config.supports_instruct,
+                "sample_rate": tts.sample_rate}
+
     @app.get("/v1/models")
     async def models():
-        tts = state.require_tts()
-        return {"object": "list", "data": [{
-            "id": settings.model_id, "object": "model", "created": STARTED, "owned_by": "mlx-qwen3tts",
-            "kind": tts.kind, "size": tts.config.tts_model_size, "languages": tts.languages,
-            "instructions": tts.config.supports_instruct, "sample_rate": tts.sample_rate}]}
+        return {"object": "list", "data": [model_entry()]}
+
+    @app.get("/v1/audio/models")
+    async def audio_models():
+        entry = model_entry()
+        return {"object": "list", "models": [entry], "data": [entry]}
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
@@ -63,7 +73,8 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
     @app.get("/v1/audio/voices")
     async def voices():
         state.require_tts()
-        return {"object": "list", "data": state.registry.listing()}
+        listing = state.voices.listing()
+        return {"object": "list", "data": listing, "voices": listing}
 
     @app.post("/v1/audio/voices")
     async def add_voice(request: Request):

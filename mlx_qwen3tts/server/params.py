@@ -64,29 +64,14 @@ def _string(data: dict, name: str) -> str | None:
 def stream_options(data: dict, state, *, voice_required: bool) -> dict:
     """`voice`, `instructions`, `language`, `seed`, `text_layout` and the sampling fields -> `tts.stream()`
     keywords (without `text_layout`, the library's default for the model's kind)."""
-    tts, registry, limit = state.require_tts(), state.registry, state.settings.max_input_chars
+    tts, limit = state.require_tts(), state.settings.max_input_chars
     options: dict = {}
     voice = data.get("voice")
     if isinstance(voice, dict):  # OpenAI's custom-voice form, {"id": "..."}
         voice = voice.get("id")
     if voice is not None and not isinstance(voice, str):
         raise _bad("voice", "a voice name (a string) or {\"id\": name}", data.get("voice"))
-    if tts.kind == "custom_voice":
-        if not voice:
-            if voice_required:
-                raise APIError(400, f"voice is required: one of {', '.join(registry.presets)}", "missing_voice",
-                               "voice")
-            voice = registry.presets[0]
-        if (speaker := registry.preset(voice)) is None:
-            raise registry.unknown(voice)
-        options["speaker"] = speaker
-    elif tts.kind == "base":
-        if not voice:
-            raise APIError(400, "voice is required: the name of a registered voice (GET /v1/audio/voices lists "
-                                "them; POST /v1/audio/voices registers one)", "missing_voice", "voice")
-        if (registered := registry.load(voice)) is None:
-            raise registry.unknown(voice)
-        options["voice"] = registered
+    options.update(state.voices.resolve(voice, voice_required).options)
     # A VoiceDesign model's voice is its `instructions`; `voice` (which OpenAI clients always send) is unused.
     instructions = _string(data, "instructions")
     if instructions and instructions.strip():
