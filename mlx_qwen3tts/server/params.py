@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from mlx_qwen3tts.request import build_request
 from mlx_qwen3tts.text import clean_text
 
-from .encoders import HTTP_FORMATS
+from .encoders import HTTP_FORMATS, unavailable
 from .errors import APIError
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -156,6 +156,8 @@ def speech_request(data: dict, state) -> SpeechRequest:
     if fmt not in HTTP_FORMATS:
         raise APIError(400, f"unsupported response_format {json.dumps(fmt)}; choose one of: "
                             f"{', '.join(HTTP_FORMATS)}", "unsupported_format", "response_format")
+    if (missing := unavailable(fmt)) is not None:
+        raise APIError(400, missing, "unsupported_format", "response_format")
     speed = data.get("speed", 1.0)
     if isinstance(speed, bool) or not isinstance(speed, (int, float)):
         raise _bad("speed", "a number (only 1.0 for now)", speed)
