@@ -34,6 +34,7 @@ from .request import FixedText, Request, build_request, segment_prompt
 from .sampling import SamplingConfig
 from .text import clean_text
 from .text_stream import MAX_SEGMENT_TOKENS
+from .timescale import speed_stage, time_scaled
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
@@ -174,6 +175,10 @@ class TTS:
         chunks = decode_chunks(self._decoder(), frames, chunk_frames, started, request.ref_codes)
         return stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
 
+    @staticmethod
+    def _timed(chunks: Iterator[AudioChunk], speed: float) -> Iterator[AudioChunk]:
+        return chunks if speed == 1.0 else time_scaled(chunks, speed)
+
     # -- generation ------------------------------------------------------------------------
 
     def generate_codes(self, text: Text, *, guards: Guards | bool | None = None,
@@ -193,29 +198,33 @@ class TTS:
 
     def generate(self, text: Text, *, guards: Guards | bool | None = None, retries: int = 0,
                  trim_silence: bool = False, on_chunk: Callable[[AudioChunk], None] | None = None,
-                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Audio:
+                 max_segment_tokens: int = MAX_SEGMENT_TOKENS, speed: float = 1.0, **kwargs) -> Audio:
         """Speaks `text` (arguments as in `generate_codes`) and returns the whole clip.
 
         `on_chunk(chunk)` is called with each piece as soon as it is decoded. A segment stopped
         by a guard keeps its audio before the fault and says why in `finish_reason`; `retries`
-        runs a text again (with the next seed) that many times first.
+        runs a text again (with the next seed) that many times first. `speed` (0.25 to 4) plays the
+        speech that many times as fast, pitch kept.
         """
-        guards = _guards(guards)
+        guards, speed = _guards(guards), speed_stage(speed)
         seed = kwargs.pop("seed", None)
         for attempt in range(retries + 1 if isinstance(text, str) else 1):
             run_seed = None if seed is None else seed + 1000 * attempt
             request = self._request(text, seed=run_seed, max_segment_tokens=max_segment_tokens, **kwargs)
-            audio = self._generate(request, self._feed(text, max_segment_tokens), guards, trim_silence, on_chunk)
+            audio = self._generate(request, self._feed(text, max_segment_tokens), guards, trim_silence, on_chunk,
+                                   speed)
             if audio.finish_reason not in GUARD_REASONS or attempt == retries:
                 return audio
             logger.warning("generation stopped by the %s guard; retrying with another seed", audio.finish_reason)
 
-    def _generate(self, request: Request, feed: TextFeed, guards: Guards, trim_silence: bool, on_chunk) -> Audio:
+    def _generate(self, request: Request, feed: TextFeed, guards: Guards, trim_silence: bool, on_chunk,
+                  speed: float = 1.0) -> Audio:
         start = time.perf_counter()
-        if not guards.enabled and feed.closed and feed.segments_made == 1 and not trim_silence and on_chunk is None:
+        if (not guards.enabled and feed.closed and feed.segments_made == 1 and not trim_silence and on_chunk is None
+                and speed == 1.0):
             return self._generate_like_reference(request, feed, start)
         chunks = []
-        for chunk in self._run(lambda: self._chunks(request, feed, guards, 8, start), feed):
+        for chunk in self._run(lambda: self._timed(self._chunks(request, feed, guards, 8, start), speed), feed):
             if on_chunk is not None:
                 on_chunk(chunk)
             chunks.append(chunk)
@@ -242,7 +251,7 @@ class TTS:
 
     def stream(self, text: Text, *, chunk_frames: int | tuple[int, ...] = DEFAULT_CHUNK_FRAMES,
                guards: Guards | bool | None = None, trim_silence: bool = False,
-               max_segment_tokens: int = MAX_SEGMENT_TOKENS, **kwargs) -> Iterator[AudioChunk]:
+               max_segment_tokens: int = MAX_SEGMENT_TOKENS, speed: float = 1.0, **kwargs) -> Iterator[AudioChunk]:
         """Speaks `text` chunk by chunk while generating (arguments as in `generate_codes`).
 
         `text` is a str, a `TextFeed` written by another thread, or any iterable of text pieces
@@ -250,16 +259,17 @@ class TTS:
         chunk holds the first frame (80 ms); sizes then follow `chunk_frames` and stay at its
         last value. Long texts continue segment after segment through the same decoder.
         Leaving the loop early stops generation. The last chunk has `is_last`; chunks that end
-        an utterance have `end_of_utterance` and `finish_reason`.
+        an utterance have `end_of_utterance` and `finish_reason`. `speed` (0.25 to 4) plays the
+        speech that many times as fast, pitch kept, still chunk by chunk.
         """
-        start = time.perf_counter()
+        start, speed = time.perf_counter(), speed_stage(speed)
         request, guards = self._request(text, max_segment_tokens=max_segment_tokens, **kwargs), _guards(guards)
         next(chunk_schedule(chunk_frames))  # validates now
         feed = self._feed(text, max_segment_tokens)
 
         def chunks():
             out = self._chunks(request, feed, guards, chunk_frames, start)
-            return trim_quiet(out, guards.silence_rms) if trim_silence else out
+            return self._timed(trim_quiet(out, guards.silence_rms) if trim_silence else out, speed)
 
         return self._run(chunks, feed)
 

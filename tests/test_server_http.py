@@ -175,3 +175,4 @@ def test_sse_deltas_of_every_format_make_one_file(server, reference, fmt):
         np.testing.assert_array_equal(decode(data, fmt), decode(direct, fmt))
     else:
         assert data == direct  # the same one stream, cut into deltas
+

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mlx_qwen3tts.request import build_request
 from mlx_qwen3tts.text import clean_text
+from mlx_qwen3tts.timescale import MAX_SPEED, MIN_SPEED, speed_stage
 
 from .encoders import HTTP_FORMATS, unavailable
 from .errors import APIError
@@ -90,6 +91,8 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
     for name, spec in NUMBERS.items():
         if (value := _number(data, name, *spec)) is not None:
             options[name] = value
+    if data.get("speed") is not None:
+        options["speed"] = _speed(data["speed"])
     layout = _string(data, "text_layout")
     if layout is not None:
         if layout not in TEXT_LAYOUTS:
@@ -102,10 +105,19 @@ def stream_options(data: dict, state, *, voice_required: bool) -> dict:
     if tokens is not None:
         options["max_new_tokens"] = tokens
     try:  # whatever else the library refuses (a voice made for another model size, ...)
-        build_request(tts.config, tts.tokenizer, tts.sampling, **options)
+        build_request(tts.config, tts.tokenizer, tts.sampling, **{k: v for k, v in options.items() if k != "speed"})
     except ValueError as e:
         raise APIError(400, str(e), "invalid_request") from None
     return options
+
+
+def _speed(value) -> float:
+    try:
+        return speed_stage(value)
+    except ValueError:
+        raise _bad("speed", f"a number from {MIN_SPEED} to {MAX_SPEED} (1 is the model's own pace)", value) from None
+    except ImportError as e:
+        raise APIError(400, f"this server cannot change the speed: {e}", "unsupported_speed", "speed") from None
 
 
 def _no_instructions(kind: str) -> str:
@@ -158,12 +170,6 @@ def speech_request(data: dict, state) -> SpeechRequest:
                             f"{', '.join(HTTP_FORMATS)}", "unsupported_format", "response_format")
     if (missing := unavailable(fmt)) is not None:
         raise APIError(400, missing, "unsupported_format", "response_format")
-    speed = data.get("speed", 1.0)
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)):
-        raise _bad("speed", "a number (only 1.0 for now)", speed)
-    if speed != 1.0:
-        raise APIError(400, f"speed {speed:g} is not supported yet: leave it out or send 1.0",
-                       "unsupported_speed", "speed")
     stream_format = data.get("stream_format") or "audio"
     if stream_format not in STREAM_FORMATS:
         raise APIError(400, f"unsupported stream_format {json.dumps(stream_format)}; choose audio or sse",
