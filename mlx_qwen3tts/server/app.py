@@ -9,6 +9,7 @@
     GET    /v1/audio/models           the same, as {"models": [...]} (Open WebUI reads it)
     GET    /health                    200 once the model is loaded
     WS     /v1/audio/speech/stream    live text in, PCM out (ws.py)
+    WS     /v1/realtime?model=M       OpenAI's Realtime API, speech out (realtime.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from starlette.middleware.cors import CORSMiddleware
 from . import errors
 from .guard import Guard
 from .params import parse_json, speech_request
+from .realtime import RealtimeSession, model_accepted
+from .realtime_events import error_event
 from .speech import SpeechResponse
 from .state import ServerState, Settings
 from .uploads import create_voice
@@ -94,6 +97,23 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
             await websocket.close(1013)
             return
         await Session(websocket, state).run()
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket):
+        await websocket.accept()
+        model = websocket.query_params.get("model")
+        refused = None
+        if state.tts is None:
+            refused = errors.APIError(503, "the model is still loading; try again in a few seconds", "model_loading")
+        elif not model_accepted(model, settings.model_id):
+            refused = errors.APIError(404, f"model {model!r} not found; this server serves {settings.model_id!r} "
+                                           "(OpenAI's realtime and speech model names are taken as its aliases)",
+                                      "model_not_found", "model")
+        if refused is not None:
+            await websocket.send_json(error_event(refused))
+            await websocket.close(1013 if refused.status == 503 else 1008)
+            return
+        await RealtimeSession(websocket, state, model).run()
 
     app.add_middleware(Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
