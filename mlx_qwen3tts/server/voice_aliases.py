@@ -115,7 +115,9 @@ class Voices:
         if kind == "custom_voice":
             speaker = registry.preset(voice) or registry.preset(self.aliases.get(voice.lower(), ""))
             if speaker is None:
-                raise registry.unknown(voice)
+                error = registry.unknown(voice)
+                error.message += f"; OpenAI's voice names ({', '.join(list(self.aliases)[:3])}, ...) work too"
+                raise error
             self._note(voice, speaker)
             return Resolved({"speaker": speaker}, speaker)
         for name in (voice, self.aliases.get(voice.lower())):
