@@ -136,3 +136,19 @@ def test_unknown_model_is_refused_with_an_error_event(server):
     with connect(f"ws://127.0.0.1:{server.port}/v1/realtime?model=whisper-1", open_timeout=30) as ws:
         event = json.loads(ws.recv(timeout=30))
     assert event["type"] == "error" and event["error"]["code"] == "model_not_found"
+
+
+def test_events_of_the_wrong_shape_are_error_events(server):
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{server.port}/v1/realtime", open_timeout=30) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.created"
+        for bad in ('{"type": "session.update", "session": {"audio": {"output": "loud"}}}', "not json", "[1]",
+                    '{"type": "response.create", "response": {"input": "hi"}}',
+                    '{"type": "conversation.item.create", "item": {"type": "message", "content": [{"type": '
+                    '"input_audio"}]}}'):
+            ws.send(bad)
+            event = json.loads(ws.recv(timeout=30))
+            assert event["type"] == "error" and event["error"]["message"], bad
+        ws.send(json.dumps({"type": "session.update", "session": {"audio": {"output": {"voice": "alloy"}}}}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "session.updated"  # the session went on

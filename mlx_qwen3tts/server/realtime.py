@@ -99,6 +99,11 @@ class RealtimeSession:
             await handler(event)
         except APIError as e:
             await self._send(error_event(e, event_id))
+        except (AttributeError, TypeError, ValueError) as e:  # a field of the wrong shape somewhere
+            logger.debug("realtime event refused", exc_info=e)
+            await self._send(error_event(APIError(400, f"the event does not have the shape OpenAI's Realtime API "
+                                                       f"gives it ({type(e).__name__}: {e})", "invalid_event"),
+                                         event_id))
 
     async def _ignore(self, event: dict) -> None:
         pass
