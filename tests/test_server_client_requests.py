@@ -11,12 +11,11 @@ import struct
 
 import httpx
 import numpy as np
+import pytest
 import soundfile as sf
 
 from serving import LiveServer, decode
 from serving import tts  # noqa: F401  (fixture)
-
-import pytest
 
 TEXT = "Hello there. This is a test."
 KEY = "sk-local"
