@@ -126,13 +126,6 @@ def speech_options(**kw) -> SpeechOptions:
     return SpeechOptions(**_keywords(kw))
 
 
-def check_speed_supported(options: SpeechOptions) -> None:
-    """Refuses a speed other than 1: the value is carried and checked here, and the stage that
-    plays it is yet to come."""
-    if options.speed != 1.0:
-        raise OptionError("speed", f"speed {options.speed:g} is not supported yet: leave it out or pass 1.0")
-
-
 NAMES = tuple(f.name for f in fields(SpeechOptions))
 
 

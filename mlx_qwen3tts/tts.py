@@ -22,12 +22,13 @@ from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .models.qwen3_tts import Model
 from .offline import offline_audio
-from .options import SpeechOptions, check_speed_supported, speech_options
+from .options import SpeechOptions, speech_options
 from .pipeline import Frames, cut_faults, decode_chunks, stop_on_silence
 from .pipeline import trim_silence as trim_quiet
 from .request import FixedText, Prepared, Request, build_request, check_options, segment_prompt
 from .sampling import SamplingConfig
 from .text import TextFeed, clean_text, feed_from, text_tokens
+from .timescale import speed_stage, time_scaled
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
 
@@ -164,7 +165,8 @@ class TTS:
         frames = self._frames(request, feed, guards)
         chunks = decode_chunks(self._decoder(), frames, options.chunk_frames, started, request.ref_codes)
         chunks = stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
-        return trim_quiet(chunks, guards.silence_rms) if trim else chunks
+        chunks = trim_quiet(chunks, guards.silence_rms) if trim else chunks
+        return chunks if options.speed == 1.0 else time_scaled(chunks, options.speed)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -192,10 +194,13 @@ class TTS:
         decodes otherwise: all frames first, then the reference's offline 300-frame windows.
         """
         options = self.options(options, **kw)
-        check_speed_supported(options)
+        speed_stage(options.speed)  # off 1, the time-scale library must be there
         if options.decode == "reference":
             if on_chunk is not None:
                 raise ValueError("on_chunk needs decode='stream': decode='reference' decodes once, at the end")
+            if options.speed != 1.0:
+                raise OptionError("speed", "speed needs decode='stream': decode='reference' is the official "
+                                           "implementation's audio, at its own pace")
             return self._generate_like_reference(text, options)
         for attempt in range(options.retries + 1 if isinstance(text, str) else 1):
             seed = None if options.seed is None else options.seed + 1000 * attempt
@@ -235,13 +240,14 @@ class TTS:
         chunk holds the first frame (80 ms); sizes then follow `chunk_frames` and stay at its
         last value. Long texts continue segment after segment through the same decoder.
         Leaving the loop early stops generation. The last chunk has `is_last`; chunks that end
-        an utterance have `end_of_utterance` and `finish_reason`.
+        an utterance have `end_of_utterance` and `finish_reason`. `speed` (0.25 to 4) plays the
+        speech that many times as fast, pitch kept, still chunk by chunk.
         """
         start = time.perf_counter()
         options = self.options(options, **kw)
         if options.decode != "stream":
             raise OptionError("decode", "stream() decodes as it goes: decode='reference' is for generate()")
-        check_speed_supported(options)
+        speed_stage(options.speed)  # off 1, the time-scale library must be there
         request = self._request(options, text)
         feed = self._feed(text, options.max_segment_tokens)
         return self._run(lambda: self._chunks(request, feed, options, start, options.trim_silence), feed)

@@ -84,10 +84,10 @@ def test_an_unknown_option_is_named_with_a_suggestion(tts):
         tts.generate_codes("Hello.", {"speaker": "vivian"})
 
 
-def test_a_speed_is_checked_but_not_played_yet(tts):
+def test_a_speed_is_checked_and_the_reference_decode_refuses_it(tts):
     assert tts.options(speaker="vivian", speed=2).speed == 2.0
-    with pytest.raises(ValueError, match="speed 2 is not supported yet"):
-        tts.stream("Hello.", speaker="vivian", speed=2)
+    with pytest.raises(ValueError, match="speed needs decode='stream'"):
+        tts.generate("Hello.", speaker="vivian", speed=2, decode="reference")
 
 
 def test_instruct_on_a_model_without_instructions_is_ignored_with_a_warning(tmp_path, caplog):

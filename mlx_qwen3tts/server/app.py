@@ -1,12 +1,15 @@
 """The routes: OpenAI's speech API, voices, models, health, and the live-text WebSocket.
 
     POST   /v1/audio/speech           text -> audio, streamed as it is made (audio or SSE)
-    GET    /v1/audio/voices           preset speakers and registered voices
+    GET    /v1/audio/voices           preset speakers, registered voices and aliases, under `data`
+                                      and `voices` (the shape Open WebUI and Kokoro clients read)
     POST   /v1/audio/voices           register a voice from a recording (Base models)
     DELETE /v1/audio/voices/{name}
     GET    /v1/models                 the one model this server runs
+    GET    /v1/audio/models           the same, as {"models": [...]} (Open WebUI reads it)
     GET    /health                    200 once the model is loaded
     WS     /v1/audio/speech/stream    live text in, PCM out (ws.py)
+    WS     /v1/realtime?model=M       OpenAI's Realtime API, speech out (realtime.py)
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from starlette.middleware.cors import CORSMiddleware
 from . import errors
 from .guard import Guard
 from .params import parse_json, speech_request
+from .realtime import RealtimeSession, model_accepted
+from .realtime_events import error_event
 from .speech import SpeechResponse
 from .state import ServerState, Settings
 from .uploads import create_voice
@@ -46,13 +51,21 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
         return {"status": "ok", "model": settings.model_id, "kind": state.tts.kind,
                 "busy": state.scheduler.busy, "waiting": state.scheduler.waiting}
 
+    def model_entry() -> dict:
+        tts = state.require_tts()
+        return {"id": settings.model_id, "name": settings.model_id, "object": "model", "created": STARTED,
+                "owned_by": "mlx-qwen3tts", "kind": tts.kind, "size": tts.config.tts_model_size,
+                "languages": tts.languages, "instructions": tts.config.supports_instruct,
+                "sample_rate": tts.sample_rate}
+
     @app.get("/v1/models")
     async def models():
-        tts = state.require_tts()
-        return {"object": "list", "data": [{
-            "id": settings.model_id, "object": "model", "created": STARTED, "owned_by": "mlx-qwen3tts",
-            "kind": tts.kind, "size": tts.config.tts_model_size, "languages": tts.languages,
-            "instructions": tts.config.supports_instruct, "sample_rate": tts.sample_rate}]}
+        return {"object": "list", "data": [model_entry()]}
+
+    @app.get("/v1/audio/models")
+    async def audio_models():
+        entry = model_entry()
+        return {"object": "list", "models": [entry], "data": [entry]}
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
@@ -63,7 +76,8 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
     @app.get("/v1/audio/voices")
     async def voices():
         state.require_tts()
-        return {"object": "list", "data": state.registry.listing()}
+        listing = state.voices.listing()
+        return {"object": "list", "data": listing, "voices": listing}
 
     @app.post("/v1/audio/voices")
     async def add_voice(request: Request):
@@ -83,6 +97,23 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
             await websocket.close(1013)
             return
         await Session(websocket, state).run()
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket):
+        await websocket.accept()
+        model = websocket.query_params.get("model")
+        refused = None
+        if state.tts is None:
+            refused = errors.APIError(503, "the model is still loading; try again in a few seconds", "model_loading")
+        elif not model_accepted(model, settings.model_id):
+            refused = errors.APIError(404, f"model {model!r} not found; this server serves {settings.model_id!r} "
+                                           "(OpenAI's realtime and speech model names are taken as its aliases)",
+                                      "model_not_found", "model")
+        if refused is not None:
+            await websocket.send_json(error_event(refused))
+            await websocket.close(1013 if refused.status == 503 else 1008)
+            return
+        await RealtimeSession(websocket, state, model).run()
 
     app.add_middleware(Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)

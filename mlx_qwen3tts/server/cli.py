@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen beyond loopback without an API key (anyone who can reach the port can use it)")
     p.add_argument("--voices", type=Path, help="folder of registered voices (Base models); POST /v1/audio/voices "
                                                "writes there")
+    p.add_argument("--voice-alias", action="append", default=[], metavar="NAME=VOICE",
+                   help="answer voice NAME with the model's VOICE (repeatable); OpenAI's 13 voice names already "
+                        "answer to presets on CustomVoice models (README: OpenAI's voice names)")
+    p.add_argument("--default-voice", metavar="VOICE",
+                   help="the voice for requests that name none; on a Base model, the registered voice that "
+                        "OpenAI's voice names (alloy, ash, ...) speak with")
     p.add_argument("--max-queue", type=int, default=d.max_queue,
                    help=f"requests that may wait behind the one running; more get 503 (default {d.max_queue})")
     p.add_argument("--max-input-chars", type=int, default=d.max_input_chars,
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from .app import create_app
         from .state import Settings
+        from .voice_aliases import parse_alias
     except ImportError as e:
         print(f"error: the server needs its extra ({e.name} is missing): pip install 'mlx-qwen3tts[server]'",
               file=sys.stderr)
@@ -115,10 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --max-queue must be 0 or more; --max-input-chars, --max-upload-mb and --ws-idle above 0",
               file=sys.stderr)
         return 2
+    try:
+        aliases = tuple(parse_alias(text) for text in args.voice_alias)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     settings = Settings(model_id=args.model_id or model_name(args.model), api_key=args.api_key or None,
                         voices_dir=args.voices, max_queue=args.max_queue, max_input_chars=args.max_input_chars,
                         max_upload_bytes=int(args.max_upload_mb * (1 << 20)), ws_idle_seconds=args.ws_idle,
-                        cors_origins=tuple(args.cors_origin))
+                        cors_origins=tuple(args.cors_origin), voice_aliases=aliases,
+                        default_voice=args.default_voice)
     try:
         sock = bind(args.host, args.port)
     except OSError as e:
@@ -164,11 +177,11 @@ def _load(app, model: str, server, failed: threading.Event) -> None:
     state = app.state.server
     try:
         tts = mlx_qwen3tts.load(model)
+        state.set_model(tts)  # a --voice-alias or --default-voice the model lacks fails here
     except Exception as e:
         state.load_error = f"{type(e).__name__}: {e}"
         log.error("cannot load %s: %s", model, state.load_error)
         failed.set()
         server.should_exit = True
         return
-    state.set_model(tts)
     log.info("ready: %s (%s, %s)", state.settings.model_id, tts.kind, tts.config.tts_model_size)

@@ -1,10 +1,14 @@
 """Streaming audio encoders: one per response, fed each chunk as it is made.
 
 Every format is one continuous stream with one header: `pcm` is raw 16-bit little-endian mono,
-`wav` carries the usual unknown-length header (sizes 0xFFFFFFFF), and `flac`, `mp3` and
-`opus` (Ogg Opus, as OpenAI's `opus` is) come from libsndfile writing into a sink that hands
-its bytes on as soon as they are written. What libsndfile rewrites at the end (a header's
-totals) has gone out already and is dropped: a stream's header says "length unknown".
+`wav` carries the usual unknown-length header (sizes 0xFFFFFFFF), `mp3` and `opus` (Ogg
+Opus, as OpenAI's `opus` is) come from libsndfile writing into a sink that hands its bytes on
+as soon as they are written (what libsndfile rewrites at the end, a header's totals, has gone
+out already and is dropped), and `aac` is ADTS from PyAV (aac.py).
+
+`flac` alone is sent whole, at the end: its header must carry the length, which a stream
+cannot know at its start, and libsndfile (so soundfile) reads a FLAC without one as
+2**63 frames long, which `soundfile.read()` refuses.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = {"pcm": "audio/pcm", "pcm_f32": "audio/pcm", "wav": "audio/wav", "flac": "audio/flac",
-               "mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus"}
-HTTP_FORMATS = ("wav", "pcm", "flac", "mp3", "opus")
+               "mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus", "aac": "audio/aac"}
+HTTP_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")  # OpenAI's list, in its order
 OGG_PAGE_LATENCY_MS = 20.0  # libsndfile holds Ogg pages for about a second unless told otherwise
 _SFC_SET_OGG_PAGE_LATENCY_MS = 0x1302  # sndfile.h; soundfile has no wrapper for it
 
@@ -61,6 +65,28 @@ class WavStream(Encoder):
                 + b"data" + struct.pack("<I", 0xFFFFFFFF))
 
 
+class WholeFlac(Encoder):
+    """16-bit FLAC written once the audio is complete, so that its header holds the length."""
+
+    def __init__(self, sample_rate: int):
+        super().__init__(sample_rate)
+        self._parts: list[np.ndarray] = []
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        self._parts.append(to_pcm16(samples))
+        return b""
+
+    def finish(self) -> bytes:
+        import io
+
+        import soundfile as sf
+
+        out = io.BytesIO()
+        samples = np.concatenate(self._parts) if self._parts else np.zeros(0, "<i2")
+        sf.write(out, samples, self.sample_rate, format="FLAC", subtype="PCM_16")
+        return out.getvalue()
+
+
 class _Sink:
     """A write-only file for libsndfile: bytes past what was sent wait in `pending` until taken;
     a write into bytes already sent (a header rewritten at close) is dropped."""
@@ -101,9 +127,9 @@ class _Sink:
 
 
 class SoundFileEncoder(Encoder):
-    """FLAC (16-bit), MP3 or Ogg Opus through libsndfile, incrementally."""
+    """MP3 or Ogg Opus through libsndfile, incrementally."""
 
-    FORMATS = {"flac": ("FLAC", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
+    FORMATS = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
 
     def __init__(self, sample_rate: int, fmt: str, **options):
         import soundfile as sf
@@ -119,9 +145,7 @@ class SoundFileEncoder(Encoder):
 
     def encode(self, samples: np.ndarray) -> bytes:
         if len(samples):
-            # FLAC gets the same 16-bit values as pcm and wav; the lossy codecs take floats.
-            data = to_pcm16(samples) if self.fmt == "flac" else np.clip(np.asarray(samples, np.float32), -1, 1)
-            self._file.write(data)
+            self._file.write(np.clip(np.asarray(samples, np.float32), -1, 1))
         return self._sink.take()
 
     def finish(self) -> bytes:
@@ -188,6 +212,16 @@ def _set_ogg_page_latency(sf, handle, ms: float) -> None:
         logger.warning("cannot shorten the Ogg page latency (%s); opus streams in ~1 s steps", e)
 
 
+def unavailable(fmt: str) -> str | None:
+    """Why `fmt` cannot be made here (a library it needs is missing), or None."""
+    if fmt == "aac":
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            return "aac needs PyAV, which is not installed: pip install 'mlx-qwen3tts[server]' (or pip install av)"
+    return None
+
+
 def make_encoder(fmt: str, sample_rate: int) -> Encoder:
     if fmt == "pcm":
         return Encoder(sample_rate)
@@ -195,8 +229,14 @@ def make_encoder(fmt: str, sample_rate: int) -> Encoder:
         return PCMFloat(sample_rate)
     if fmt == "wav":
         return WavStream(sample_rate)
+    if fmt == "flac":
+        return WholeFlac(sample_rate)
     if fmt == "mp3":
         return Mp3Encoder(sample_rate)
+    if fmt == "aac":
+        from .aac import AacEncoder
+
+        return AacEncoder(sample_rate)
     if fmt in SoundFileEncoder.FORMATS:
         return SoundFileEncoder(sample_rate, fmt)
     raise ValueError(f"unknown audio format {fmt!r}")

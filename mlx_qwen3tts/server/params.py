@@ -12,8 +12,9 @@ import json
 from dataclasses import dataclass
 
 from mlx_qwen3tts import OptionError, SpeechOptions, clean_text
+from mlx_qwen3tts.timescale import speed_stage
 
-from .encoders import HTTP_FORMATS
+from .encoders import HTTP_FORMATS, unavailable
 from .errors import APIError
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -49,29 +50,14 @@ def _string(data: dict, name: str) -> str | None:
 def stream_options(data: dict, state, *, voice_required: bool) -> SpeechOptions:
     """`voice`, `instructions`, `language`, `seed`, `text_layout`, `speed` and the sampling fields ->
     the request's options (without `text_layout`, the library's default layout)."""
-    tts, registry, limit = state.require_tts(), state.registry, state.settings.max_input_chars
+    tts, limit = state.require_tts(), state.settings.max_input_chars
     options: dict = {}
     voice = data.get("voice")
     if isinstance(voice, dict):  # OpenAI's custom-voice form, {"id": "..."}
         voice = voice.get("id")
     if voice is not None and not isinstance(voice, str):
         raise _bad("voice", "a voice name (a string) or {\"id\": name}", data.get("voice"))
-    if tts.kind == "custom_voice":
-        if not voice:
-            if voice_required:
-                raise APIError(400, f"voice is required: one of {', '.join(registry.presets)}", "missing_voice",
-                               "voice")
-            voice = registry.presets[0]
-        if (speaker := registry.preset(voice)) is None:
-            raise registry.unknown(voice)
-        options["speaker"] = speaker
-    elif tts.kind == "base":
-        if not voice:
-            raise APIError(400, "voice is required: the name of a registered voice (GET /v1/audio/voices lists "
-                                "them; POST /v1/audio/voices registers one)", "missing_voice", "voice")
-        if (registered := registry.load(voice)) is None:
-            raise registry.unknown(voice)
-        options["voice"] = registered
+    options.update(state.voices.resolve(voice, voice_required).options)
     # A VoiceDesign model's voice is its `instructions`; `voice` (which OpenAI clients always send) is unused.
     instructions = _string(data, "instructions")
     if instructions and instructions.strip():
@@ -89,9 +75,10 @@ def stream_options(data: dict, state, *, voice_required: bool) -> SpeechOptions:
     if isinstance(tokens, int) and not isinstance(tokens, bool) and not 1 <= tokens <= cap:
         raise _bad("max_new_tokens", f"an integer from 1 to {cap} (codec frames)", tokens)
     options = speech_options(tts, options)
-    if options.speed != 1.0:  # a valid speed (the library checked it) that no stage plays yet
-        raise APIError(400, f"speed {options.speed:g} is not supported yet: leave it out or send 1.0",
-                       "unsupported_speed", "speed")
+    try:
+        speed_stage(options.speed)  # off 1, the time-scale library must be installed
+    except ImportError as e:
+        raise APIError(400, f"this server cannot change the speed: {e}", "unsupported_speed", "speed") from None
     return options
 
 
@@ -153,6 +140,8 @@ def speech_request(data: dict, state) -> SpeechRequest:
     if fmt not in HTTP_FORMATS:
         raise APIError(400, f"unsupported response_format {json.dumps(fmt)}; choose one of: "
                             f"{', '.join(HTTP_FORMATS)}", "unsupported_format", "response_format")
+    if (missing := unavailable(fmt)) is not None:
+        raise APIError(400, missing, "unsupported_format", "response_format")
     stream_format = data.get("stream_format") or "audio"
     if stream_format not in STREAM_FORMATS:
         raise APIError(400, f"unsupported stream_format {json.dumps(stream_format)}; choose audio or sse",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import APIError
 from .scheduler import Scheduler
+from .voice_aliases import Voices
 from .voices import VoiceRegistry
 
 logger = logging.getLogger("mlx_qwen3tts.server")
@@ -31,6 +32,8 @@ class Settings:
     ws_idle_seconds: float = 2.0  # a session silent this long mid-utterance gives way to others
     ws_max_message_bytes: int = 1 << 20
     cors_origins: tuple[str, ...] = ()
+    voice_aliases: tuple[tuple[str, str], ...] = ()  # (name, voice) from --voice-alias, over the defaults
+    default_voice: str | None = None  # for OpenAI's voice names on a Base model, and requests naming none
 
 
 @dataclass
@@ -75,12 +78,14 @@ class ServerState:
         self.records: deque[Record] = deque(maxlen=256)
         self.tts = None
         self.registry: VoiceRegistry | None = None
+        self.voices: Voices | None = None
         self.load_error: str | None = None
         if tts is not None:
             self.set_model(tts)
 
     def set_model(self, tts) -> None:
         self.registry = VoiceRegistry(tts.kind, tts.speakers, self.settings.voices_dir)
+        self.voices = Voices(self.registry, self.settings.voice_aliases, self.settings.default_voice)
         self.tts = tts
 
     def require_tts(self):
