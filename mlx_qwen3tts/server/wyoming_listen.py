@@ -70,6 +70,8 @@ class WyomingServer:
         self._sessions[task] = session
         try:
             await session.run()
+        except ConnectionError as e:  # the client went mid-write: the session has stopped its replies
+            logger.debug("wyoming client gone: %s", e)
         except Exception:
             logger.exception("wyoming connection failed")
         finally:

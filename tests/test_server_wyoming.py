@@ -1,0 +1,353 @@
+"""`serve --wyoming`: a real server (HTTP and Wyoming in one event loop) on a tiny model, driven by
+the wyoming library's own `AsyncTcpClient` over loopback: describe, synthesize, text streamed in
+pieces into one reply, Home Assistant's extra `synthesize`, errors, and a client that leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+pytest.importorskip("wyoming", reason="the Wyoming tests need the test extra: pip install -e '.[test]'")
+
+import mlx_qwen3tts  # noqa: E402
+from mlx_qwen3tts import TextFeed  # noqa: E402
+from mlx_qwen3tts.server.cli import bind  # noqa: E402
+from mlx_qwen3tts.server.wyoming_listen import attach, listen, parse_uri  # noqa: E402
+from serving import TEXT, LiveServer, decode, speaking_checkpoint, wait_for  # noqa: E402
+from serving import tts  # noqa: E402, F401  (fixture)
+from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
+from wyoming.client import AsyncTcpClient  # noqa: E402
+from wyoming.error import Error  # noqa: E402
+from wyoming.event import Event  # noqa: E402
+from wyoming.info import Describe, Info  # noqa: E402
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice  # noqa: E402
+
+SECOND = "And here is a second sentence, after the first."
+OPTIONS = dict(seed=3, max_new_tokens=40)
+LONG = dict(seed=0, max_new_tokens=200)  # runs to the budget on this text: seconds of work
+LIVE = dict(non_streaming_mode=False)  # streamed text is read as it is spoken
+PCM16 = 1 / 32768 + 1e-6
+ROOT = Path(__file__).resolve().parent.parent
+VIVIAN = SynthesizeVoice(name="vivian")
+
+
+def pieces(text: str, sizes=(1, 3, 2, 7, 5)) -> list[str]:
+    """`text` cut into pieces of these sizes in turn: most cuts fall inside words."""
+    out, i, k = [], 0, 0
+    while i < len(text):
+        out.append(text[i:i + sizes[k % len(sizes)]])
+        i, k = i + sizes[k % len(sizes)], k + 1
+    return out
+
+
+def live_audio(tts, parts: list[str], speaker: str, **options) -> np.ndarray:
+    """What the library speaks for these pieces written into one feed."""
+    feed = TextFeed()
+    for part in parts:
+        feed.write(part)
+    feed.close()
+    return tts.generate(feed, speaker=speaker, **LIVE, **options).samples
+
+
+class Wyoming:
+    """The server's Wyoming port through `AsyncTcpClient`, every read bounded."""
+
+    def __init__(self, port: int):
+        self.client = AsyncTcpClient("127.0.0.1", port, connect_timeout=10, read_timeout=60)
+
+    async def __aenter__(self) -> Wyoming:
+        await self.client.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.client.disconnect()
+
+    async def send(self, *events) -> None:
+        for event in events:
+            await self.client.write_event(event.event())
+
+    async def next(self) -> Event:
+        event = await self.client.read_event()
+        assert event is not None, "the server closed the connection"
+        return event
+
+    async def until(self, kind: str) -> list[Event]:
+        """Events up to and including the next of type `kind`."""
+        events = [await self.next()]
+        while events[-1].type != kind:
+            events.append(await self.next())
+        return events
+
+
+def audio_of(events: list[Event]) -> np.ndarray:
+    data = b"".join(AudioChunk.from_event(e).audio for e in events if AudioChunk.is_type(e.type))
+    return decode(data, "pcm")
+
+
+def kinds(events: list[Event]) -> list[str]:
+    """Event types in order, runs of audio-chunk folded into one."""
+    out = []
+    for e in events:
+        if not (e.type == "audio-chunk" and out and out[-1] == "audio-chunk"):
+            out.append(e.type)
+    return out
+
+
+def run(coro, timeout: float = 120):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class Served:
+    """`with Served(tts, defaults) as s:` HTTP at `s.http.url` and Wyoming at `s.port`, one server."""
+
+    def __init__(self, tts, defaults: dict, **settings):
+        self.http = LiveServer(tts, **settings)
+        self.wyoming = attach(self.http.app, bind("127.0.0.1", 0), defaults)
+        self.port, self.state = self.wyoming.port, self.http.state
+
+    def __enter__(self) -> Served:
+        self.http.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.http.__exit__(*exc)
+
+
+@pytest.fixture(scope="module")
+def served(tts):
+    with Served(tts, OPTIONS) as s:
+        yield s
+
+
+def test_describe_lists_the_presets_with_their_languages_and_streaming(served, tts):
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(Describe())
+            return Info.from_event(await w.next())
+
+    (program,) = run(go()).tts
+    assert program.supports_synthesize_streaming and program.installed
+    assert program.version == mlx_qwen3tts.__version__ and program.attribution.url
+    assert [v.name for v in program.voices] == tts.speakers == ["eric", "vivian"]
+    for voice in program.voices:
+        assert voice.installed and sorted(voice.languages) == ["en", "zh"]
+    assert "sichuan" in program.voices[0].description.lower()
+
+
+def test_synthesize_streams_the_librarys_audio_from_the_first_frame(served, tts):
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(Synthesize(TEXT, voice=SynthesizeVoice(name="Vivian")))
+            named = await w.until("audio-stop")
+            # A language alone (the library sends no language beside a name): the first voice, in it.
+            await w.send(Synthesize(SECOND, voice=SynthesizeVoice(language="en_US")))
+            return named, await w.until("audio-stop")
+
+    events, by_language = run(go())
+    assert kinds(events) == ["audio-start", "audio-chunk", "audio-stop"]
+    start = AudioStart.from_event(events[0])
+    assert (start.rate, start.width, start.channels) == (24000, 2, 1)
+    assert len(AudioChunk.from_event(events[1]).audio) == 1920 * 2  # one 80 ms frame first
+    np.testing.assert_allclose(audio_of(events), tts.generate(TEXT, speaker="vivian", **OPTIONS).samples, atol=PCM16)
+    expected = tts.generate(SECOND, speaker="eric", language="english", **OPTIONS).samples
+    np.testing.assert_allclose(audio_of(by_language), expected, atol=PCM16)
+    assert not np.allclose(expected, tts.generate(SECOND, speaker="eric", **OPTIONS).samples, atol=4 * PCM16)
+
+
+def test_pieces_cut_inside_words_make_one_reply_and_its_copy_is_not_spoken(served, tts):
+    parts = pieces(TEXT + " " + SECOND)
+    before = len(served.state.records)
+
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(SynthesizeStart(voice=SynthesizeVoice(name="eric")))
+            await w.send(*(SynthesizeChunk(part) for part in parts))
+            # Home Assistant's order: the whole text as a plain synthesize, then the stop.
+            await w.send(Synthesize("".join(parts), voice=SynthesizeVoice(name="eric")), SynthesizeStop())
+            streamed = await w.until("synthesize-stopped")
+            await w.send(Synthesize(SECOND, voice=VIVIAN))  # the next reply is this one, not a copy
+            return streamed, await w.until("audio-stop")
+
+    streamed, after = run(go())
+    assert kinds(streamed) == ["audio-start", "audio-chunk", "audio-stop", "synthesize-stopped"]
+    np.testing.assert_allclose(audio_of(streamed), live_audio(tts, parts, "eric", **OPTIONS), atol=PCM16)
+    np.testing.assert_allclose(audio_of(after), tts.generate(SECOND, speaker="vivian", **OPTIONS).samples,
+                               atol=PCM16)
+    first, second = list(served.state.records)[before:]
+    assert first.chars == len(TEXT + " " + SECOND) and second.chars == len(SECOND)
+
+
+def test_a_synthesize_repeating_the_stream_after_its_stop_is_not_spoken_again(served, tts):
+    parts = pieces(SECOND)
+
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(SynthesizeStart(voice=VIVIAN), *(SynthesizeChunk(p) for p in parts), SynthesizeStop())
+            await w.send(Synthesize("  " + SECOND.replace(" ", "  ") + "\n", voice=VIVIAN))  # the copy
+            await w.send(Synthesize(TEXT, voice=VIVIAN))
+            streamed = await w.until("synthesize-stopped")
+            return streamed, await w.until("audio-stop")
+
+    streamed, after = run(go())
+    np.testing.assert_allclose(audio_of(streamed), live_audio(tts, parts, "vivian", **OPTIONS), atol=PCM16)
+    np.testing.assert_allclose(audio_of(after), tts.generate(TEXT, speaker="vivian", **OPTIONS).samples,
+                               atol=PCM16)
+
+
+def test_a_slow_writer_hears_audio_before_it_sends_the_stop(served, tts):
+    head, tail = pieces(TEXT[:25]), pieces(TEXT[25:])  # cut inside "test"
+
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(SynthesizeStart(voice=VIVIAN), *(SynthesizeChunk(p) for p in head))
+            early = [await w.next(), await w.next()]  # nothing more is sent until audio has come
+            for part in tail:
+                await w.send(SynthesizeChunk(part))
+                await asyncio.sleep(0.02)
+            await w.send(SynthesizeStop())
+            return early + await w.until("synthesize-stopped")
+
+    events = run(go())
+    assert [e.type for e in events[:2]] == ["audio-start", "audio-chunk"]
+    assert kinds(events) == ["audio-start", "audio-chunk", "audio-stop", "synthesize-stopped"]
+    np.testing.assert_allclose(audio_of(events), live_audio(tts, head + tail, "vivian", **OPTIONS), atol=PCM16)
+
+
+def test_bad_requests_get_an_error_that_says_what_to_do_and_the_connection_goes_on(served, tts):
+    async def go():
+        async with Wyoming(served.port) as w:
+            out = {}
+            await w.send(Synthesize(TEXT, voice=SynthesizeVoice(name="alloy")))
+            out["voice"] = Error.from_event(await w.next())
+            await w.send(Synthesize(TEXT, voice=SynthesizeVoice(language="xx")))
+            out["language"] = Error.from_event(await w.next())
+            await w.client.write_event(Event("transcribe", {"language": "en"}))
+            out["event"] = Error.from_event(await w.next())
+            await w.send(SynthesizeChunk("stray"))
+            out["chunk"] = Error.from_event(await w.next())
+            # A stream in an unknown voice: its error, then its pieces are dropped and the stop answered.
+            await w.send(SynthesizeStart(voice=SynthesizeVoice(name="nobody")), SynthesizeChunk("Hi there."))
+            out["stream"] = Error.from_event(await w.next())
+            await w.send(SynthesizeStop())
+            out["stopped"] = (await w.next()).type
+            await w.send(Synthesize(SECOND, voice=VIVIAN))
+            out["audio"] = await w.until("audio-stop")
+            return out
+
+    out = run(go())
+    assert out["voice"].code == "voice_not_found" and "eric, vivian" in out["voice"].text
+    assert out["language"].code == "unknown_language" and "en (english)" in out["language"].text
+    assert out["event"].code == "unknown_event" and "synthesize-start" in out["event"].text
+    assert out["chunk"].code == "no_stream" and "synthesize-start first" in out["chunk"].text
+    assert out["stream"].code == "voice_not_found" and out["stopped"] == "synthesize-stopped"
+    np.testing.assert_allclose(audio_of(out["audio"]), tts.generate(SECOND, speaker="vivian", **OPTIONS).samples,
+                               atol=PCM16)
+
+
+def test_a_client_that_leaves_mid_reply_stops_its_generation(tts):
+    with Served(tts, LONG) as served:
+        async def go():
+            async with Wyoming(served.port) as w:
+                await w.send(SynthesizeStart(voice=VIVIAN), SynthesizeChunk(TEXT), SynthesizeStop())
+                assert (await w.next()).type == "audio-start"
+                assert (await w.next()).type == "audio-chunk"
+            # left: the connection is closed mid-reply
+
+        run(go())
+        wait_for(lambda: any(r.kind == "wyoming" for r in served.state.records), 30, "the reply's record")
+        wait_for(lambda: not served.state.scheduler.busy, 30, "the model to be free")
+        (record,) = [r for r in served.state.records if r.kind == "wyoming"]
+        assert record.finish_reason == "client_gone" and record.frames < 199 // 2
+        r = httpx.post(f"{served.http.url}/v1/audio/speech", timeout=60, json={
+            "input": SECOND, "voice": "vivian", "response_format": "pcm", **OPTIONS})
+        assert r.status_code == 200 and served.http.record(r.headers["x-request-id"]).ahead == 0
+
+
+def test_a_stream_waiting_for_text_gives_the_model_to_an_http_request_and_goes_on(tts):
+    with Served(tts, OPTIONS, ws_idle_seconds=0.3) as served:
+        result = {}
+
+        def request():
+            result["r"] = httpx.post(f"{served.http.url}/v1/audio/speech", timeout=60, json={
+                "input": SECOND, "voice": "eric", "response_format": "pcm", **OPTIONS})
+
+        async def go():
+            async with Wyoming(served.port) as w:
+                await w.send(SynthesizeStart(voice=VIVIAN), SynthesizeChunk(TEXT))
+                first = await w.until("audio-chunk")  # it holds the model: the HTTP request waits behind it
+                thread = threading.Thread(target=request)
+                thread.start()
+                await asyncio.to_thread(thread.join, 60)  # it ends only once the stream gives the model back
+                await w.send(SynthesizeChunk(" " + SECOND), SynthesizeStop())
+                return first + await w.until("synthesize-stopped")
+
+        events = run(go())
+        assert result["r"].status_code == 200 and served.http.record(result["r"].headers["x-request-id"]).ahead == 1
+        # One audio-start ... audio-stop: the later text goes on in the same reply, from a new context.
+        assert kinds(events) == ["audio-start", "audio-chunk", "audio-stop", "synthesize-stopped"]
+        expected = np.concatenate([tts.generate(TEXT, speaker="vivian", **LIVE, **OPTIONS).samples,
+                                   live_audio(tts, [" " + SECOND], "vivian", **OPTIONS)])
+        np.testing.assert_allclose(audio_of(events), expected, atol=PCM16)
+
+
+def test_serve_with_wyoming_from_the_command_line(tmp_path):
+    checkpoint = speaking_checkpoint(tmp_path / "cv")
+    proc = subprocess.Popen([sys.executable, "-m", "mlx_qwen3tts", "serve", "--model", str(checkpoint), "--port", "0",
+                             "--wyoming", "tcp://127.0.0.1:0"], cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+
+    def wait_line(pattern: str) -> re.Match:
+        deadline, seen = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.1))
+                if match := re.search(pattern, seen[-1]):
+                    return match
+        raise AssertionError(f"no line matching {pattern!r} within 60 s; got:\n{''.join(seen)}")
+
+    async def go(port: int):
+        async with Wyoming(port) as w:
+            await w.send(Describe())
+            info = Info.from_event(await w.next())
+            await w.send(Synthesize("Hi there.", voice=VIVIAN))
+            return info, await w.until("audio-start")  # and leaves mid-reply
+
+    try:
+        port = int(wait_line(r"Wyoming on tcp://127\.0\.0\.1:(\d+)").group(1))
+        wait_line(r"ready: ")
+        info, started = run(go(port))
+        assert [v.name for v in info.tts[0].voices] == ["eric", "vivian"] and started[-1].type == "audio-start"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        # uvicorn shuts down (the Wyoming server with it), then ends with the signal, as Ctrl-C does.
+        assert proc.wait(30) == -signal.SIGINT
+    time.sleep(0.2)  # the reader thread drains what was left
+    rest = "".join(lines.get() for _ in range(lines.qsize()))
+    assert " ERROR " not in rest, rest  # a client that left is no error
+
+
+def test_wyoming_beyond_loopback_needs_allow_no_auth_and_a_tcp_uri(capsys):
+    from mlx_qwen3tts.server import cli
+
+    assert cli.main(["--model", "unused", "--port", "0", "--wyoming", "tcp://0.0.0.0:0"]) == 2
+    assert "no authentication" in capsys.readouterr().err
+    assert cli.main(["--model", "unused", "--port", "0", "--wyoming", "10200"]) == 2
+    assert "tcp://HOST:PORT" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no authentication"):
+        listen("tcp://192.168.1.5:10200", allow_no_auth=False)
+    assert parse_uri("tcp://[::1]:10200") == ("::1", 10200)
+    listen("tcp://0.0.0.0:0", allow_no_auth=True).close()
