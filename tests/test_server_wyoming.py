@@ -27,7 +27,7 @@ from mlx_qwen3tts.server.cli import bind  # noqa: E402
 from mlx_qwen3tts.server.wyoming_listen import attach, listen, parse_uri  # noqa: E402
 from serving import TEXT, LiveServer, decode, speaking_checkpoint, wait_for  # noqa: E402
 from serving import tts  # noqa: E402, F401  (fixture)
-from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
+from wyoming.audio import AudioChunk, AudioStart  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 from wyoming.error import Error  # noqa: E402
 from wyoming.event import Event  # noqa: E402

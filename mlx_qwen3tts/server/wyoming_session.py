@@ -8,9 +8,7 @@ and `audio-stop` (a streamed one then `synthesize-stopped`); replies are spoken 
 
 Home Assistant sends the whole streamed text again as a plain `synthesize` for servers that do
 not stream: inside a stream it is ignored, and right after one a copy of its text is too.
-A streamed reply takes the model (scheduler.py) once it has words to speak; when another job
-waits and no text came for `ws_idle_seconds`, it speaks what it has and gives the model back,
-and later text continues the same audio from a new context, queued behind that job.
+How a reply is spoken, and shares the model, is wyoming_reply.py.
 """
 
 from __future__ import annotations
@@ -18,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe
@@ -31,46 +27,14 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from mlx_qwen3tts import TextFeed
 from mlx_qwen3tts.text import clean_text
 
-from .encoders import to_pcm16
 from .errors import APIError
-from .generation import Generation
-from .scheduler import QueueFull, Turn
 from .state import Record, ServerState
+from .wyoming_reply import Gone, Reply, Speaker
 from .wyoming_voices import describe, reply_options
 
 logger = logging.getLogger(__name__)
 
-RATE, WIDTH, CHANNELS = 24000, 2, 1
 EVENTS = ("describe", "synthesize", "synthesize-start", "synthesize-chunk", "synthesize-stop", "ping")
-
-
-class _Gone(Exception):
-    """The client has gone: nothing more can be sent."""
-
-
-@dataclass
-class _Reply:
-    """One reply's text, voice and progress."""
-
-    live: bool  # streamed in pieces (synthesize-start ... synthesize-stop)
-    record: Record
-    options: dict | None = None  # None: refused (its error was sent); a stream still gets synthesize-stopped
-    feed: TextFeed | None = None  # where new text goes
-    speakable: bool = False  # `feed` has a letter or digit to speak
-    received: list[str] = field(default_factory=list)  # every piece, for the copy rule
-    chars: int = 0
-    full: bool = False  # passed the length limit: later pieces are dropped
-    first_text: float = 0.0
-    last_text: float = 0.0
-    ended: bool = False  # no more text will come
-    opened: bool = False  # audio-start was sent
-    frames: int = 0  # frames of the finished parts
-    changed: asyncio.Event = field(default_factory=asyncio.Event)  # text or the end came
-
-    def leave(self, feed: TextFeed) -> None:
-        """New text goes to a new feed from now on (if `feed` is the current one)."""
-        if self.feed is feed:
-            self.feed, self.speakable = None, False
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -90,12 +54,13 @@ class WyomingSession(AsyncEventHandler):
     def __init__(self, reader, writer, state: ServerState, defaults: dict | None = None):
         super().__init__(reader, writer)
         self.state, self.defaults = state, defaults
-        self.stream: _Reply | None = None  # the streamed reply still taking text
+        self.stream: Reply | None = None  # the streamed reply still taking text
         self.streamed: str | None = None  # the last streamed reply's text, whose plain copy is not spoken
         self.tail: asyncio.Task | None = None  # the last reply's task: each waits for the one before
         self.tasks: set[asyncio.Task] = set()
         self.gone = False
         self._send_lock = asyncio.Lock()
+        self.speaker = Speaker(state, self._send)
 
     # -- the client's events ---------------------------------------------------------------
 
@@ -104,7 +69,7 @@ class WyomingSession(AsyncEventHandler):
             await self._dispatch(event)
         except APIError as e:
             await self._error(e.message, e.code)
-        except _Gone:
+        except Gone:
             return False
         except Exception as e:  # a bug must not end the connection, nor the server
             logger.exception("wyoming: %s event failed", event.type)
@@ -151,7 +116,7 @@ class WyomingSession(AsyncEventHandler):
             clean_text(text)
         except ValueError as e:
             raise APIError(400, f"{e}: synthesize needs words to speak", "empty_text") from None
-        reply = _Reply(live=False, record=Record("wyoming", chars=len(text), format="pcm"))
+        reply = Reply(live=False, record=Record("wyoming", chars=len(text), format="pcm"))
         reply.options = reply_options(self.state, data.get("voice"), live=False, defaults=self.defaults)
         reply.feed, reply.speakable, reply.ended = TextFeed(text), True, True
         reply.first_text = reply.last_text = time.perf_counter()
@@ -162,7 +127,7 @@ class WyomingSession(AsyncEventHandler):
             raise APIError(400, "a streamed reply is open already: end it with synthesize-stop first",
                            "stream_open")
         self.streamed = None
-        reply = self.stream = _Reply(live=True, record=Record("wyoming", format="pcm+stream"))
+        reply = self.stream = Reply(live=True, record=Record("wyoming", format="pcm+stream"))
         try:
             _check_format(data)
             reply.options = reply_options(self.state, data.get("voice"), live=True, defaults=self.defaults)
@@ -176,7 +141,6 @@ class WyomingSession(AsyncEventHandler):
                                 "synthesize event with the whole text)", "no_stream")
         if not isinstance(text, str):
             raise APIError(400, "synthesize-chunk needs \"text\": a piece of the text", "missing_text")
-        reply.received.append(text)
         if reply.options is None or reply.full or self.gone:
             return
         limit = self.state.settings.max_input_chars
@@ -187,6 +151,7 @@ class WyomingSession(AsyncEventHandler):
         if reply.feed is None:
             reply.feed = TextFeed()
         reply.feed.write(text)
+        reply.received.append(text)
         reply.chars += len(text)
         reply.record.chars = reply.chars
         reply.last_text = time.perf_counter()
@@ -207,129 +172,47 @@ class WyomingSession(AsyncEventHandler):
 
     # -- replies, in order -------------------------------------------------------------------
 
-    def _queue(self, reply: _Reply) -> None:
+    def _queue(self, reply: Reply) -> None:
         task = asyncio.create_task(self._reply(reply, self.tail))
         self.tail = task
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _reply(self, reply: _Reply, previous: asyncio.Task | None) -> None:
+    async def _reply(self, reply: Reply, previous: asyncio.Task | None) -> None:
         record = reply.record
         try:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
             if reply.options is not None:
-                await self._speak(reply)
-                if not reply.opened:  # a reply that made no audio still gets its start and stop
-                    await self._open(reply)
-                await self._send(AudioStop().event())
+                await self.speaker.speak(reply)
             while reply.live and not reply.ended:
                 reply.changed.clear()
                 await reply.changed.wait()
             if reply.live:
                 await self._send(SynthesizeStopped().event())
-        except (_Gone, asyncio.CancelledError):
+        except (Gone, asyncio.CancelledError):
             record.finish_reason = "client_gone"
-        except Exception as e:
-            logger.exception("wyoming generation failed")
-            record.finish_reason = "error"
-            try:
-                await self._error(f"generation failed ({type(e).__name__}: {e}); the server keeps running",
-                                  "generation_failed")
-            except _Gone:
-                pass
         finally:
+            reply.full = True  # text still streaming in has nowhere to go now
             if reply.feed is not None:
                 reply.feed.cancel()
             if reply.options is not None:
                 self.state.log(record)
 
-    async def _speak(self, reply: _Reply) -> None:
-        """Each part of the reply's text, on a turn of its own, until its text has ended."""
-        while True:
-            while not (reply.speakable or reply.ended):
-                reply.changed.clear()
-                await reply.changed.wait()
-            if not reply.speakable:
-                return
-            feed = reply.feed
-            try:
-                turn = await self.state.scheduler.acquire("wyoming")
-            except QueueFull as e:
-                feed.cancel()
-                reply.leave(feed)
-                await self._error(f"{e}; this text was dropped", "server_busy")
-                continue
-            if not reply.record.queued:
-                reply.record.queued, reply.record.ahead = turn.waited, turn.ahead
-            try:
-                await self._generate(reply, feed, turn)
-            finally:
-                reply.record.compute += time.perf_counter() - turn.granted
-                self.state.scheduler.release(turn)
-                reply.leave(feed)
-
-    async def _generate(self, reply: _Reply, feed: TextFeed, turn: Turn) -> None:
-        generation = Generation(self.state.tts.stream(feed, **reply.options), feed, self.state.executor)
-        giving_back = asyncio.create_task(self._give_back_when_wanted(reply, feed, turn)) if reply.live else None
-        record, frames = reply.record, 0
-        try:
-            while (chunk := await generation.next()) is not None:
-                if len(chunk.samples):
-                    await self._audio(reply, chunk.samples)
-                if chunk.index == 0:
-                    generation.first_sent()
-                frames = chunk.frames
-                if chunk.is_last:
-                    record.finish_reason = chunk.finish_reason or "eos"
-        finally:
-            if giving_back is not None:
-                giving_back.cancel()
-            generation.cancel()  # a no-op once it has ended
-            await generation.wait()
-            reply.frames += generation.frames or frames
-            record.frames = reply.frames
-
-    async def _give_back_when_wanted(self, reply: _Reply, feed: TextFeed, turn: Turn) -> None:
-        await turn.wanted.wait()
-        while reply.feed is feed and not reply.ended:
-            idle = self.state.settings.ws_idle_seconds - (time.perf_counter() - reply.last_text)
-            if idle <= 0:
-                # close() speaks what the feed holds, then the turn goes back; later text waits its turn.
-                feed.close()
-                reply.leave(feed)
-                logger.info("wyoming reply waiting for text gives the model to the next job")
-                return
-            await asyncio.sleep(idle)
-
     # -- sending -----------------------------------------------------------------------------
-
-    async def _open(self, reply: _Reply) -> None:
-        await self._send(AudioStart(rate=RATE, width=WIDTH, channels=CHANNELS).event())
-        reply.opened = True
-
-    async def _audio(self, reply: _Reply, samples) -> None:
-        if not reply.opened:
-            await self._open(reply)
-        record = reply.record
-        if record.ttfb is None:
-            record.ttfb = time.perf_counter() - reply.first_text
-        await self._send(AudioChunk(rate=RATE, width=WIDTH, channels=CHANNELS,
-                                    audio=to_pcm16(samples).tobytes()).event())
-        record.audio_seconds += len(samples) / RATE
 
     async def _error(self, text: str, code: str) -> None:
         await self._send(Error(text=text, code=code).event())
 
     async def _send(self, event: Event) -> None:
         if self.gone:
-            raise _Gone()
+            raise Gone()
         async with self._send_lock:
             try:
                 await self.write_event(event)
             except (ConnectionError, OSError, RuntimeError):
                 self.gone = True
-                raise _Gone() from None
+                raise Gone() from None
 
     async def disconnect(self) -> None:
         """The client went (or the server stops): every reply stops within a frame."""
