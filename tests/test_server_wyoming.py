@@ -256,6 +256,19 @@ def test_bad_requests_get_an_error_that_says_what_to_do_and_the_connection_goes_
                                atol=PCM16)
 
 
+def test_while_the_model_loads_describe_says_so_then_answers(tts):
+    with Served(None, OPTIONS) as served:
+        async def describe():
+            async with Wyoming(served.port) as w:
+                await w.send(Describe())
+                return await w.next()
+
+        loading = Error.from_event(run(describe()))
+        assert loading.code == "model_loading" and "try again" in loading.text
+        served.state.set_model(tts)
+        assert [v.name for v in Info.from_event(run(describe())).tts[0].voices] == ["eric", "vivian"]
+
+
 def test_a_client_that_leaves_mid_reply_stops_its_generation(tts):
     with Served(tts, LONG) as served:
         async def go():

@@ -2,14 +2,16 @@
 wyoming-openai proxy route, timed by `wyoming-bench` in one run.
 
     python -m mlx_qwen3tts.server.wyoming_bench --make-checkpoint tiny
-    python -m mlx_qwen3tts.server.wyoming_bench --make-checkpoint 0.6b --rounds 1 --texts "Hello there. How are you?"
+    python -m mlx_qwen3tts.server.wyoming_bench --make-checkpoint 0.6b --rounds 1 --frames 12
 
-One `serve --wyoming` process runs the model; Home Assistant's older route, wyoming-openai 0.8.0
-in front of the same server's HTTP API (one request per sentence, `--tts-voices` our presets),
-runs beside it. `wyoming-bench tts` then measures both, side by side, in both modes: time to
-first audio (TTFT) and RTF (total time / audio time). Both tools need Python >= 3.12: they go
+The server (HTTP and `--wyoming`, one model) runs in this process; Home Assistant's older route,
+wyoming-openai 0.8.0 in front of the same server's HTTP API (one request per sentence,
+`--tts-voices` our presets), runs beside it. `wyoming-bench tts` then measures both, side by
+side, in both modes: time to first audio (TTFT) and RTF (total time / audio time). Every request
+of both routes gets the same seed and frame budget (`--frames` per request, the proxy's by its
+extra body), so a random checkpoint's runs stay short. Both tools need Python >= 3.12: they go
 into a venv of their own, made on first use with `--python` (default: python3.12 on PATH or
-pyenv's). The server and the proxy are stopped at the end.
+pyenv's). The proxy and the server are stopped at the end.
 """
 
 from __future__ import annotations
@@ -69,30 +71,6 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 120
     raise SystemExit(f"error: {what} did not listen on {port} within {timeout:g} s")
 
 
-def wait_ready(http_port: int, proc: subprocess.Popen, timeout: float = 600) -> dict:
-    """The server's /health once the model is loaded."""
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as r:
-                return json.loads(r.read())
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.5)
-    raise SystemExit(f"error: the model did not load within {timeout:g} s")
-
-
-def voices(http_port: int) -> list[str]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v1/audio/voices", timeout=10) as r:
-        return [v["id"] for v in json.loads(r.read())["data"]]
-
-
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -108,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="checkpoint folder or repo id")
     p.add_argument("--make-checkpoint", choices=["tiny", "0.6b", "1.7b"], help="a random checkpoint of this size")
     p.add_argument("--voice", help="voice to ask for (default: the model's first)")
+    p.add_argument("--frames", type=int, default=40, help="frame budget of every request (default 40: 3.2 s)")
+    p.add_argument("--mode", choices=["both", "non_streaming", "streaming"], default="both",
+                   help="synthesize, streamed text, or both (default)")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per text and mode (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per mode (default 1)")
     p.add_argument("--texts", nargs="+", help="texts to speak (default: wyoming-bench's own four)")
@@ -118,43 +99,50 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.model and not args.make_checkpoint:
         p.error("pass --model or --make-checkpoint")
+    if args.frames < 1 or args.rounds < 1 or args.warmup < 0:
+        p.error("--frames and --rounds must be at least 1, --warmup 0 or more")
     venv = tools_venv(args.venv, args.python)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the server and the proxy are stopped then too
-    if args.model:
-        model = args.model
-    else:
-        from mlx_qwen3tts.bench.checkpoint import make_checkpoint
+    from mlx_qwen3tts.app.speak import load_model
+    from mlx_qwen3tts.bench.checkpoint import make_checkpoint
 
-        model = str(make_checkpoint(args.make_checkpoint, "custom_voice"))
-    http, native, proxied = free_port(), free_port(), free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mlx_qwen3tts", "serve", "--model", model, "--port", str(http),
-                               "--wyoming", f"tcp://127.0.0.1:{native}", "--log-level", "warning"])
-    proxy = None
-    try:
-        health = wait_ready(http, server)
-        presets = voices(http)
-        voice = args.voice or presets[0]
+    from .bench import BackgroundServer
+    from .cli import bind
+    from .wyoming_listen import attach
+
+    model = args.model or str(make_checkpoint(args.make_checkpoint, "custom_voice"))
+    tts = load_model(model)
+    limits = {"seed": 0, "max_new_tokens": args.frames}
+    http = BackgroundServer(tts)
+    native = attach(http.app, bind("127.0.0.1", 0), limits).port
+    voice = args.voice or (tts.speakers or ["default"])[0]
+    proxied = free_port()
+    with http:
+        presets = [v["id"] for v in http.app.state.server.registry.listing()] or [voice]
         # Home Assistant's route before a native server: the proxy, one speech request per sentence.
         proxy = subprocess.Popen([venv / "bin" / "python", "-m", "wyoming_openai", "--uri",
                                   f"tcp://127.0.0.1:{proxied}", "--languages", "en", "--tts-openai-url",
-                                  f"http://127.0.0.1:{http}/v1", "--tts-openai-key", "unused", "--tts-backend",
+                                  f"http://127.0.0.1:{http.port}/v1", "--tts-openai-key", "unused", "--tts-backend",
                                   "OPENAI", "--tts-models", "tts-1", "--tts-streaming-models", "tts-1",
-                                  "--tts-voices", *presets], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(proxied, proxy, "wyoming-openai")
-        print(f"model {model} ({health.get('kind')}), voice {voice}: native Wyoming 127.0.0.1:{native}, "
-              f"wyoming-openai 0.8.0 -> HTTP 127.0.0.1:{proxied}", flush=True)
-        command = [venv / "bin" / "wyoming-bench", "tts", f"127.0.0.1:{native}", f"127.0.0.1:{proxied}",
-                   "--mode", "both", "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--config",
-                   json.dumps({"voice": voice}), "--chunk-delay", str(args.chunk_delay), "--timeout",
-                   str(args.timeout)]
-        if args.texts:
-            command += ["--texts", *args.texts]
-        return subprocess.run(command).returncode
-    finally:
-        if proxy is not None:
+                                  "--tts-voices", *presets, "--tts-extra-body", json.dumps(limits)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(proxied, proxy, "wyoming-openai")
+            print(f"model {model} ({tts.kind}), voice {voice}, seed 0, at most {args.frames} frames per request: "
+                  f"native Wyoming 127.0.0.1:{native}, wyoming-openai 0.8.0 -> HTTP 127.0.0.1:{proxied}", flush=True)
+            command = [venv / "bin" / "wyoming-bench", "tts", f"127.0.0.1:{native}", f"127.0.0.1:{proxied}",
+                       "--mode", args.mode, "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--config",
+                       json.dumps({"voice": voice}), "--chunk-delay", str(args.chunk_delay), "--timeout",
+                       str(args.timeout)]
+            if args.texts:
+                command += ["--texts", *args.texts]
+            return subprocess.run(command).returncode
+        finally:
             stop(proxy)
-        stop(server)
 
 
 if __name__ == "__main__":
+    from mlx_qwen3tts.blas import restart_command_line
+
+    restart_command_line()
     sys.exit(main())

@@ -45,7 +45,7 @@ class Reply:
     speakable: bool = False  # `feed` has a letter or digit to speak
     received: list[str] = field(default_factory=list)  # every piece, for the copy rule
     chars: int = 0
-    full: bool = False  # passed the length limit: later pieces are dropped
+    full: bool = False  # later pieces are dropped (past the length limit, or the reply is over)
     first_text: float = 0.0
     last_text: float = 0.0
     ended: bool = False  # no more text will come
