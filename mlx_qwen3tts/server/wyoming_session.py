@@ -66,15 +66,18 @@ class WyomingSession(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         try:
-            await self._dispatch(event)
-        except APIError as e:
-            await self._error(e.message, e.code)
+            try:
+                await self._dispatch(event)
+            except APIError as e:
+                await self._error(e.message, e.code)
+            except Gone:
+                raise
+            except Exception as e:  # a bug must not end the connection, nor the server
+                logger.exception("wyoming: %s event failed", event.type)
+                await self._error(f"internal error ({type(e).__name__}); the server keeps running, see its log",
+                                  "internal_error")
         except Gone:
             return False
-        except Exception as e:  # a bug must not end the connection, nor the server
-            logger.exception("wyoming: %s event failed", event.type)
-            await self._error(f"internal error ({type(e).__name__}); the server keeps running, see its log",
-                              "internal_error")
         return not self.gone
 
     async def _dispatch(self, event: Event) -> None:
@@ -185,6 +188,7 @@ class WyomingSession(AsyncEventHandler):
                 await asyncio.gather(previous, return_exceptions=True)
             if reply.options is not None:
                 await self.speaker.speak(reply)
+                reply.full = True  # spoken to its end (or failed): later pieces have nowhere to go
             while reply.live and not reply.ended:
                 reply.changed.clear()
                 await reply.changed.wait()
