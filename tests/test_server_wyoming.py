@@ -5,15 +5,7 @@ pieces into one reply, Home Assistant's extra `synthesize`, errors, and a client
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import queue
-import re
-import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -23,23 +15,20 @@ pytest.importorskip("wyoming", reason="the Wyoming tests need the test extra: pi
 
 import mlx_qwen3tts  # noqa: E402
 from mlx_qwen3tts import TextFeed  # noqa: E402
-from mlx_qwen3tts.server.cli import bind  # noqa: E402
-from mlx_qwen3tts.server.wyoming_listen import attach, listen, parse_uri  # noqa: E402
-from serving import TEXT, LiveServer, decode, speaking_checkpoint, wait_for  # noqa: E402
+from serving import TEXT, wait_for  # noqa: E402
 from serving import tts  # noqa: E402, F401  (fixture)
 from wyoming.audio import AudioChunk, AudioStart  # noqa: E402
-from wyoming.client import AsyncTcpClient  # noqa: E402
 from wyoming.error import Error  # noqa: E402
 from wyoming.event import Event  # noqa: E402
 from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice  # noqa: E402
+from wyoming_client import Served, Wyoming, audio_of, kinds, run  # noqa: E402
 
 SECOND = "And here is a second sentence, after the first."
 OPTIONS = dict(seed=3, max_new_tokens=40)
 LONG = dict(seed=0, max_new_tokens=200)  # runs to the budget on this text: seconds of work
 LIVE = dict(non_streaming_mode=False)  # streamed text is read as it is spoken
 PCM16 = 1 / 32768 + 1e-6
-ROOT = Path(__file__).resolve().parent.parent
 VIVIAN = SynthesizeVoice(name="vivian")
 
 
@@ -59,70 +48,6 @@ def live_audio(tts, parts: list[str], speaker: str, **options) -> np.ndarray:
         feed.write(part)
     feed.close()
     return tts.generate(feed, speaker=speaker, **LIVE, **options).samples
-
-
-class Wyoming:
-    """The server's Wyoming port through `AsyncTcpClient`, every read bounded."""
-
-    def __init__(self, port: int):
-        self.client = AsyncTcpClient("127.0.0.1", port, connect_timeout=10, read_timeout=60)
-
-    async def __aenter__(self) -> Wyoming:
-        await self.client.connect()
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.client.disconnect()
-
-    async def send(self, *events) -> None:
-        for event in events:
-            await self.client.write_event(event.event())
-
-    async def next(self) -> Event:
-        event = await self.client.read_event()
-        assert event is not None, "the server closed the connection"
-        return event
-
-    async def until(self, kind: str) -> list[Event]:
-        """Events up to and including the next of type `kind`."""
-        events = [await self.next()]
-        while events[-1].type != kind:
-            events.append(await self.next())
-        return events
-
-
-def audio_of(events: list[Event]) -> np.ndarray:
-    data = b"".join(AudioChunk.from_event(e).audio for e in events if AudioChunk.is_type(e.type))
-    return decode(data, "pcm")
-
-
-def kinds(events: list[Event]) -> list[str]:
-    """Event types in order, runs of audio-chunk folded into one."""
-    out = []
-    for e in events:
-        if not (e.type == "audio-chunk" and out and out[-1] == "audio-chunk"):
-            out.append(e.type)
-    return out
-
-
-def run(coro, timeout: float = 120):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-class Served:
-    """`with Served(tts, defaults) as s:` HTTP at `s.http.url` and Wyoming at `s.port`, one server."""
-
-    def __init__(self, tts, defaults: dict, **settings):
-        self.http = LiveServer(tts, **settings)
-        self.wyoming = attach(self.http.app, bind("127.0.0.1", 0), defaults)
-        self.port, self.state = self.wyoming.port, self.http.state
-
-    def __enter__(self) -> Served:
-        self.http.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.http.__exit__(*exc)
 
 
 @pytest.fixture(scope="module")
@@ -313,54 +238,3 @@ def test_a_stream_waiting_for_text_gives_the_model_to_an_http_request_and_goes_o
         expected = np.concatenate([tts.generate(TEXT, speaker="vivian", **LIVE, **OPTIONS).samples,
                                    live_audio(tts, [" " + SECOND], "vivian", **OPTIONS)])
         np.testing.assert_allclose(audio_of(events), expected, atol=PCM16)
-
-
-def test_serve_with_wyoming_from_the_command_line(tmp_path):
-    checkpoint = speaking_checkpoint(tmp_path / "cv")
-    proc = subprocess.Popen([sys.executable, "-m", "mlx_qwen3tts", "serve", "--model", str(checkpoint), "--port", "0",
-                             "--wyoming", "tcp://127.0.0.1:0"], cwd=ROOT, text=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
-
-    def wait_line(pattern: str) -> re.Match:
-        deadline, seen = time.monotonic() + 60, []
-        while time.monotonic() < deadline:
-            with contextlib.suppress(queue.Empty):
-                seen.append(lines.get(timeout=0.1))
-                if match := re.search(pattern, seen[-1]):
-                    return match
-        raise AssertionError(f"no line matching {pattern!r} within 60 s; got:\n{''.join(seen)}")
-
-    async def go(port: int):
-        async with Wyoming(port) as w:
-            await w.send(Describe())
-            info = Info.from_event(await w.next())
-            await w.send(Synthesize("Hi there.", voice=VIVIAN))
-            return info, await w.until("audio-start")  # and leaves mid-reply
-
-    try:
-        port = int(wait_line(r"Wyoming on tcp://127\.0\.0\.1:(\d+)").group(1))
-        wait_line(r"ready: ")
-        info, started = run(go(port))
-        assert [v.name for v in info.tts[0].voices] == ["eric", "vivian"] and started[-1].type == "audio-start"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        # uvicorn shuts down (the Wyoming server with it), then ends with the signal, as Ctrl-C does.
-        assert proc.wait(30) == -signal.SIGINT
-    time.sleep(0.2)  # the reader thread drains what was left
-    rest = "".join(lines.get() for _ in range(lines.qsize()))
-    assert " ERROR " not in rest, rest  # a client that left is no error
-
-
-def test_wyoming_beyond_loopback_needs_allow_no_auth_and_a_tcp_uri(capsys):
-    from mlx_qwen3tts.server import cli
-
-    assert cli.main(["--model", "unused", "--port", "0", "--wyoming", "tcp://0.0.0.0:0"]) == 2
-    assert "no authentication" in capsys.readouterr().err
-    assert cli.main(["--model", "unused", "--port", "0", "--wyoming", "10200"]) == 2
-    assert "tcp://HOST:PORT" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="no authentication"):
-        listen("tcp://192.168.1.5:10200", allow_no_auth=False)
-    assert parse_uri("tcp://[::1]:10200") == ("::1", 10200)
-    listen("tcp://0.0.0.0:0", allow_no_auth=True).close()
