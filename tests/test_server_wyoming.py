@@ -131,6 +131,21 @@ def test_a_synthesize_repeating_the_stream_after_its_stop_is_not_spoken_again(se
                                atol=PCM16)
 
 
+def test_a_stream_whose_text_comes_only_as_its_plain_copy_is_spoken_once(served, tts):
+    async def go():
+        async with Wyoming(served.port) as w:
+            await w.send(SynthesizeStart(voice=VIVIAN), Synthesize(SECOND, voice=VIVIAN), SynthesizeStop())
+            streamed = await w.until("synthesize-stopped")
+            await w.send(Synthesize(TEXT, voice=VIVIAN))
+            return streamed, await w.until("audio-stop")
+
+    streamed, after = run(go())
+    assert kinds(streamed) == ["audio-start", "audio-chunk", "audio-stop", "synthesize-stopped"]
+    np.testing.assert_allclose(audio_of(streamed), live_audio(tts, [SECOND], "vivian", **OPTIONS), atol=PCM16)
+    np.testing.assert_allclose(audio_of(after), tts.generate(TEXT, speaker="vivian", **OPTIONS).samples,
+                               atol=PCM16)
+
+
 def test_a_slow_writer_hears_audio_before_it_sends_the_stop(served, tts):
     head, tail = pieces(TEXT[:25]), pieces(TEXT[25:])  # cut inside "test"
 

@@ -44,6 +44,7 @@ class Reply:
     feed: TextFeed | None = None  # where new text goes
     speakable: bool = False  # `feed` has a letter or digit to speak
     received: list[str] = field(default_factory=list)  # every piece, for the copy rule
+    copy: str | None = None  # the text of a plain synthesize sent inside the stream
     chars: int = 0
     full: bool = False  # later pieces are dropped (past the length limit, or the reply is over)
     first_text: float = 0.0

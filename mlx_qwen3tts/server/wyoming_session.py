@@ -7,7 +7,8 @@ after the first words. Each reply is one `audio-start`, `audio-chunk`s from the 
 and `audio-stop` (a streamed one then `synthesize-stopped`); replies are spoken in order.
 
 Home Assistant sends the whole streamed text again as a plain `synthesize` for servers that do
-not stream: inside a stream it is ignored, and right after one a copy of its text is too.
+not stream: inside a stream it is spoken only if no piece came, and right after one a copy of
+its text is not spoken again.
 How a reply is spoken, and shares the model, is wyoming_reply.py.
 """
 
@@ -100,8 +101,8 @@ class WyomingSession(AsyncEventHandler):
 
     def _synthesize(self, data: dict) -> None:
         text = data.get("text")
-        if self.stream is not None:  # the whole text again, for servers that do not stream: spoken already
-            logger.debug("wyoming: synthesize inside a streamed reply ignored")
+        if self.stream is not None:  # the whole text again, for servers that do not stream: spoken already,
+            self.stream.copy = text if isinstance(text, str) else None  # unless no piece comes at all
             return
         copy, self.streamed = self.streamed, None
         if isinstance(text, str) and copy is not None and _same_text(text, copy):
@@ -167,11 +168,15 @@ class WyomingSession(AsyncEventHandler):
         reply = self.stream
         if reply is None:
             raise APIError(400, "synthesize-stop without synthesize-start: nothing is being streamed", "no_stream")
-        self.stream, self.streamed = None, "".join(reply.received)
-        reply.ended = True
-        if reply.feed is not None:
-            reply.feed.close()
-        reply.changed.set()
+        try:
+            if not reply.received and reply.copy:  # a stream whose text came only as its plain copy
+                self._chunk({"text": reply.copy})
+        finally:
+            self.stream, self.streamed = None, "".join(reply.received)
+            reply.ended = True
+            if reply.feed is not None:
+                reply.feed.close()
+            reply.changed.set()
 
     # -- replies, in order -------------------------------------------------------------------
 
