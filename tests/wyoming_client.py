@@ -22,10 +22,10 @@ class Wyoming:
     """The server's Wyoming port through `AsyncTcpClient`, every read bounded."""
 
     def __init__(self, port: int):
-        self.client = AsyncTcpClient("127.0.0.1", port, connect_timeout=10, read_timeout=60)
+        self.client = AsyncTcpClient("127.0.0.1", port)
 
     async def __aenter__(self) -> Wyoming:
-        await self.client.connect()
+        await asyncio.wait_for(self.client.connect(), 10)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -36,7 +36,7 @@ class Wyoming:
             await self.client.write_event(event.event())
 
     async def next(self) -> Event:
-        event = await self.client.read_event()
+        event = await asyncio.wait_for(self.client.read_event(), 60)
         assert event is not None, "the server closed the connection"
         return event
 
