@@ -81,7 +81,7 @@ def reply_options(state, voice: dict | None, *, live: bool, defaults: dict | Non
     tts = state.require_tts()
     voice = voice if isinstance(voice, dict) else {}
     name, language = voice.get("name"), voice.get("language")
-    if name is not None and not isinstance(name, str) or language is not None and not isinstance(language, str):
+    if not isinstance(name, (str, type(None))) or not isinstance(language, (str, type(None))):
         raise APIError(400, "voice.name and voice.language must be strings", "invalid_voice")
     data: dict = {**(defaults or {})}
     if tts.kind == "base" and not name:
