@@ -3,6 +3,7 @@
     python -m mlx_qwen3tts serve                                  # the default model, 127.0.0.1:8000
     python -m mlx_qwen3tts serve --model Qwen/Qwen3-TTS-12Hz-0.6B-Base --voices ~/voices
     python -m mlx_qwen3tts serve --host 0.0.0.0 --api-key "$KEY"
+    python -m mlx_qwen3tts serve --wyoming tcp://0.0.0.0:10200 --allow-no-auth    # and Home Assistant
 
 The server listens at once and loads the model meanwhile: /health answers 503 "loading" until
 it is ready, then 200. Listening beyond loopback needs an API key (or --allow-no-auth, which warns).
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"require Authorization: Bearer KEY on every route (default: ${API_KEY_ENV})")
     p.add_argument("--allow-no-auth", action="store_true",
                    help="listen beyond loopback without an API key (anyone who can reach the port can use it)")
+    p.add_argument("--wyoming", metavar="tcp://HOST:PORT",
+                   help="also speak the Wyoming protocol there, for Home Assistant (e.g. tcp://0.0.0.0:10200; "
+                        "it has no authentication: beyond loopback it needs --allow-no-auth)")
     p.add_argument("--voices", type=Path, help="folder of registered voices (Base models); POST /v1/audio/voices "
                                                "writes there")
     p.add_argument("--voice-alias", action="append", default=[], metavar="NAME=VOICE",
@@ -138,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 2
     app = create_app(settings)
+    if args.wyoming and (problem := _wyoming(app, args.wyoming, args.allow_no_auth)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(app, log_level=args.log_level, access_log=False,
                             ws_max_size=settings.ws_max_message_bytes)
     server = uvicorn.Server(config)
@@ -168,6 +175,19 @@ def _end_by_sigint() -> None:
     sys.stderr.flush()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def _wyoming(app, uri: str, allow_no_auth: bool) -> str | None:
+    """Serves Wyoming at `uri` beside the HTTP server; an error message when it cannot."""
+    try:
+        from .wyoming_listen import attach, listen
+    except ImportError as e:
+        return f"the Wyoming server needs its extra ({e.name} is missing): pip install 'mlx-qwen3tts[server]'"
+    try:
+        attach(app, listen(uri, allow_no_auth))
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _load(app, model: str, server, failed: threading.Event) -> None:
