@@ -29,6 +29,8 @@ def collect(events) -> tuple[list[dict], bytes]:
     seen, audio = [], b""
     for event in events:
         seen.append(event)
+        if event["type"] == "error" and not any(e["type"] == "response.created" for e in seen):
+            raise AssertionError(f"the response was refused: {event['error']}")  # no response.done would come
         if event["type"] == "response.output_audio.delta":
             audio += base64.b64decode(event["delta"])
         if event["type"] == "response.done":

@@ -169,7 +169,7 @@ def test_bad_requests_get_an_error_that_says_what_to_do_and_the_connection_goes_
     async def go():
         async with Wyoming(served.port) as w:
             out = {}
-            await w.send(Synthesize(TEXT, voice=SynthesizeVoice(name="alloy")))
+            await w.send(Synthesize(TEXT, voice=SynthesizeVoice(name="robot")))
             out["voice"] = Error.from_event(await w.next())
             await w.send(Synthesize(TEXT, voice=SynthesizeVoice(language="xx")))
             out["language"] = Error.from_event(await w.next())

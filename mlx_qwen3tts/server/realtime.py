@@ -158,7 +158,7 @@ class RealtimeSession:
             raise APIError(400, f"the response's text is {len(text)} characters; the limit is "
                                 f"{self.state.settings.max_input_chars}", "input_too_long")
         options = self._options(settings)
-        voice = options.get("speaker") or settings.voice
+        voice = options.speaker or settings.voice
         self.cancelled = False
         self.feed = feed = TextFeed()  # one live-text context for the whole response
         feed.write(text)
