@@ -92,8 +92,9 @@ def test_ctrl_c_while_the_model_loads_ends_by_sigint_without_a_traceback(tmp_pat
     proc, lines = serve("--model", str(speaking_checkpoint(tmp_path / "cv")), "--port", "0")
     try:
         wait_line(lines, r"listening on http://")
+        wait_line(lines, r"Application startup complete")  # uvicorn has taken SIGINT over
     finally:
-        proc.send_signal(signal.SIGINT)  # the model is loading on its own thread
+        proc.send_signal(signal.SIGINT)  # the model is (most likely) still loading on its own thread
         assert proc.wait(30) == -signal.SIGINT
     wait_line(lines, "Finished server process")
     rest = []

@@ -149,17 +149,17 @@ def main(argv: list[str] | None = None) -> int:
                             ws_max_size=settings.ws_max_message_bytes)
     server = uvicorn.Server(config)
     failed = threading.Event()
-    threading.Thread(target=_load, args=(app, args.model, server, failed), daemon=True,
-                     name="mlx-qwen3tts-load").start()
-    host, port = sock.getsockname()[:2]
-    log.info("listening on http://%s:%d (model %s loading)", f"[{host}]" if ":" in host else host, port,
-             settings.model_id)
     # A process started with SIGINT ignored (a background job of a script inherits that) is still
     # stopped by uvicorn on SIGINT, but uvicorn's replay of the signal would be ignored and the
     # process would end with status 0; with Python's own handler it ends by the signal, as always.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    try:  # from here a model may be loading: Ctrl-C at any moment ends as _end_by_sigint says
+        threading.Thread(target=_load, args=(app, args.model, server, failed), daemon=True,
+                         name="mlx-qwen3tts-load").start()
+        host, port = sock.getsockname()[:2]
+        log.info("listening on http://%s:%d (model %s loading)", f"[{host}]" if ":" in host else host, port,
+                 settings.model_id)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         _end_by_sigint()
@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _end_by_sigint() -> None:
-    """After uvicorn's graceful shutdown on Ctrl-C: ends the process by SIGINT, as a shell expects,
-    without the interpreter's teardown, which would pull MLX's runtime from under a model still
-    loading on its thread (the C++ runtime then aborts the process instead)."""
+    """On Ctrl-C (after uvicorn's graceful shutdown, or before uvicorn took the signal over):
+    ends the process by SIGINT, as a shell expects, without the interpreter's teardown, which
+    would pull MLX's runtime from under a model still loading on its thread (the C++ runtime
+    then aborts the process, or the teardown waits on the loading thread)."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
