@@ -11,11 +11,14 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..config import TalkerConfig
+from .batched import stack_step
 from .code_predictor import CodePredictor
 from .layers import DecoderStack, FrameCache
 
 # Compiled frames kept per talker: one per sampler setting in use, the oldest dropped first.
 MAX_COMPILED_FRAMES = 4
+# Compiled batch frames kept per talker: one per make-up of row samplers in use.
+MAX_COMPILED_BATCHES = 16
 _TOKENS = itertools.count()
 
 
@@ -50,6 +53,7 @@ class Talker(nn.Module):
         # talker's for good, so caches of other objects can be keyed by it (an id() is reused).
         self.__dict__["token"] = next(_TOKENS)
         self.__dict__["_frames"] = OrderedDict()
+        self.__dict__["_batch_frames"] = OrderedDict()
 
     def embed_text(self, ids: mx.array) -> mx.array:
         """Text-side vectors: every text token, control tokens included, goes through the projection."""
@@ -78,6 +82,12 @@ class Talker(nn.Module):
         next codebook-0 logits `(B, V)` and their hidden state `(B, 1, D)`."""
         logits, hidden = self((self.embed_frame(frame) + text)[:, None], cache)
         return logits[:, -1], hidden
+
+    def feed_streams(self, frames: mx.array, texts: mx.array, caches: list[list]) -> tuple[mx.array, mx.array]:
+        """`feed` for several streams at once: frames `(B, 16)`, their text-side vectors `(B, D)`,
+        row i with its own caches `caches[i]`; each row's result is what `feed` gives it alone."""
+        hidden = stack_step(self.model, (self.embed_frame(frames) + texts)[:, None], caches)
+        return self.codec_head(hidden)[:, -1], hidden
 
     def predict_frame(self, hidden: mx.array, c0: mx.array, cache: list,
                       draw: Callable[[mx.array, mx.array | None], mx.array], keys: mx.array | None) -> mx.array:
@@ -109,5 +119,28 @@ class Talker(nn.Module):
 
         cached[draw] = fn = mx.compile(frame, inputs=[self.code_predictor, self.model.codec_embedding])
         while len(cached) > MAX_COMPILED_FRAMES:
+            cached.popitem(last=False)
+        return fn
+
+    def compiled_frames(self, draw: Callable[[mx.array, mx.array], mx.array]) -> Callable:
+        """`compiled_frame` for a batch: `(hidden (B, 1, D), c0 (B,), keys (15, B, 2)) -> (B, 16)`,
+        where `draw(logits (B, V), keys (B, 2))` draws each row as its stream would alone.
+
+        Each batch size gets a trace of its own (MLX keeps one per input shape); `draw` must be
+        hashable and equal for equal row samplers, so batches of the same make-up share it.
+        """
+        cached = self._batch_frames
+        if draw in cached:
+            cached.move_to_end(draw)
+            return cached[draw]
+        n = self.config.code_predictor.num_code_groups
+        talker = weakref.ref(self)
+
+        def frames(hidden: mx.array, c0: mx.array, keys: mx.array) -> mx.array:
+            cache = [FrameCache(n) for _ in talker().code_predictor.model.layers]
+            return talker().predict_frame(hidden, c0, cache, draw, keys)
+
+        cached[draw] = fn = mx.compile(frames, inputs=[self.code_predictor, self.model.codec_embedding])
+        while len(cached) > MAX_COMPILED_BATCHES:
             cached.popitem(last=False)
         return fn

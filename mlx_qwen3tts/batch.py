@@ -1,0 +1,205 @@
+"""Continuous batching: the streams running on one talker advance together, one frame a step.
+
+Each stream runs its own prefill on its own thread, then joins the batch at the next frame
+boundary. A batch step runs the code predictor's 15 draws for every stream in it, then feeds
+the frames back to the talker, as batched products; each stream keeps its own caches, sampler
+settings and random keys, and gets exactly the codes it would get alone. A stream leaves at
+EOS, its budget, a fault or when its reader stops, without holding up the others; a stream
+whose next text token has not arrived sits the step out and comes back when it does.
+
+    engine = BatchEngine(talker, max_batch=8)
+    for codes, is_last in engine.frames(prompt, sampling, seed): ...   # from any thread
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+
+import mlx.core as mx
+import numpy as np
+
+from .generation import FrameStepper, generation_stream
+from .models.talker import Talker
+from .prompt import PromptVectors
+from .row_sampling import RowDraw
+from .sampling import SamplingConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH = 8
+_IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at again
+
+
+class _Member:
+    """One stream in (or waiting for) the batch: its state, and the queue its reader reads."""
+
+    def __init__(self, stepper: FrameStepper, prompt: PromptVectors, c0: mx.array, hidden: mx.array,
+                 last_step: int):
+        self.stepper, self.prompt, self.c0, self.hidden = stepper, prompt, c0, hidden
+        self.last_step = last_step
+        self.step = 0
+        self.results: queue.SimpleQueue = queue.SimpleQueue()
+        self.left = False  # set by the reader: drop at the next step boundary
+
+    def feeds(self) -> bool:
+        """Whether this step feeds a frame back (not on the budget's last draw)."""
+        return self.step + 1 < self.last_step
+
+    def ready(self) -> bool:
+        """Whether its step can run now (its text is there, or it has failed or been cancelled)."""
+        return not self.feeds() or self.prompt.ready(self.step)
+
+    def free(self) -> None:
+        self.stepper = self.c0 = self.hidden = None  # caches go with the stepper
+
+
+class BatchEngine:
+    """Runs every stream of one talker as one batch on a thread of its own."""
+
+    def __init__(self, talker: Talker, max_batch: int = DEFAULT_MAX_BATCH):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.talker, self.max_batch = talker, max_batch
+        self._cond = threading.Condition()
+        self._waiting: list[_Member] = []  # prefilled, waiting for a place
+        self._active: list[_Member] = []
+        self.steps = 0  # batch steps run (for the benchmark and /health)
+        self.rows = 0  # stream-frames made
+        # Never ended (see worker.py: a thread that ran compiled functions must outlive them).
+        self._thread = threading.Thread(target=self._serve, name="mlx-qwen3tts-batch", daemon=True)
+        self._thread.start()
+
+    # -- the readers' side -----------------------------------------------------------------
+
+    @property
+    def in_use(self) -> int:
+        """Streams in the batch now."""
+        with self._cond:
+            return len(self._active)
+
+    @property
+    def queued(self) -> int:
+        """Streams prefilled and waiting for a place in the batch."""
+        with self._cond:
+            return len(self._waiting)
+
+    def frames(self, prompt: PromptVectors, sampling: SamplingConfig,
+               seed: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+        """`generate_frames` through the batch: `(codes (16,) int32, is_last)` per frame.
+
+        The prefill runs on the calling thread; the frames come from the batch. Closing the
+        iterator takes the stream out at the next step boundary.
+        """
+        stepper = FrameStepper(self.talker, prompt, sampling, seed)
+        with mx.stream(generation_stream()):
+            c0, hidden = stepper.prefill()
+        stepper.settle(c0, hidden)  # the batch runs on another thread
+        last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
+        if last_step <= 0 or c0.item() == stepper.eos:
+            return
+        member = _Member(stepper, prompt, c0, hidden, last_step)
+        with self._cond:
+            self._waiting.append(member)
+            self._cond.notify_all()
+        try:
+            while True:
+                item = member.results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item[1]:
+                    return
+        finally:
+            with self._cond:
+                member.left = True
+                self._cond.notify_all()
+
+    # -- the batch thread ------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        with mx.stream(mx.new_stream(mx.default_device())):
+            while True:
+                run = self._next_batch()
+                try:
+                    self._step(run)
+                except BaseException as e:  # every stream in the step hears of it; the engine goes on
+                    logger.exception("a batch step failed")
+                    for m in run:
+                        self._fail(m, e)
+                run = None
+
+    def _next_batch(self) -> list[_Member]:
+        """The streams that step next: waits until there is one."""
+        with self._cond:
+            while True:
+                for m in [m for m in self._active + self._waiting if m.left]:
+                    self._drop(m)
+                while self._waiting and len(self._active) < self.max_batch:
+                    self._active.append(self._waiting.pop(0))
+                self._probe_waiting()
+                run = [m for m in self._active if m.ready()]
+                if run:
+                    return run
+                self._cond.wait(_IDLE_POLL_S if self._active or self._waiting else None)
+
+    def _probe_waiting(self) -> None:
+        # A stream queued behind a full batch may be cancelled meanwhile: its text says so.
+        for m in list(self._waiting):
+            if m.feeds() and m.prompt.ready(m.step):
+                try:
+                    m.prompt.text_at(m.step)  # lazy: nothing is computed
+                except BaseException as e:
+                    self._fail(m, e)
+
+    def _drop(self, m: _Member) -> None:
+        for group in (self._active, self._waiting):
+            if m in group:
+                group.remove(m)
+        m.free()
+
+    def _fail(self, m: _Member, error: BaseException) -> None:
+        m.results.put(error)
+        with self._cond:
+            self._drop(m)
+
+    def _step(self, run: list[_Member]) -> None:
+        texts = {}
+        for m in list(run):
+            if m.feeds():
+                try:
+                    texts[id(m)] = m.prompt.text_at(m.step)
+                except BaseException as e:  # cancelled, or the text's producer failed
+                    self._fail(m, e)
+                    run.remove(m)
+        if not run:
+            return
+        draw = RowDraw(tuple(m.stepper.sample_rest for m in run))
+        hidden = mx.concatenate([m.hidden for m in run])
+        c0 = mx.concatenate([m.c0 for m in run])
+        keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
+        frames = self.talker.compiled_frames(draw)(hidden, c0, keys)
+        fed = [i for i, m in enumerate(run) if m.feeds()]
+        if fed:
+            rows = frames if len(fed) == len(run) else frames[mx.array(fed)]
+            logits, hidden = self.talker.feed_streams(
+                rows, mx.stack([texts[id(run[i])] for i in fed]), [run[i].stepper.cache for i in fed])
+            for j, i in enumerate(fed):
+                m = run[i]
+                m.c0 = m.stepper.draw_c0(rows[j:j + 1], logits[j:j + 1])
+                m.hidden = hidden[j:j + 1]
+        mx.eval(frames, *(run[i].c0 for i in fed), *(run[i].hidden for i in fed))
+        codes = np.array(frames)
+        c0s = np.array(mx.concatenate([run[i].c0 for i in fed])).tolist() if fed else []
+        drawn = dict(zip(fed, c0s))
+        self.steps += 1
+        self.rows += len(run)
+        for i, m in enumerate(run):
+            last = not m.feeds() or drawn[i] == m.stepper.eos
+            m.results.put((codes[i], last))
+            m.step += 1
+            if last:
+                with self._cond:
+                    self._drop(m)
