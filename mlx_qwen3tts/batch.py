@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import mlx.core as mx
 import numpy as np
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 8
 _IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at again
+AHEAD = 3  # frames a stream may run ahead of its reader: a stalled reader's stream sits out
 
 
 class _Member:
@@ -49,7 +52,10 @@ class _Member:
         return self.step + 1 < self.last_step
 
     def ready(self) -> bool:
-        """Whether its step can run now (its text is there, or it has failed or been cancelled)."""
+        """Whether its step can run now: its reader keeps up, and its text is there (or it has
+        failed or been cancelled, which the step finds out)."""
+        if self.results.qsize() >= AHEAD:
+            return False
         return not self.feeds() or self.prompt.ready(self.step)
 
     def free(self) -> None:
@@ -60,17 +66,42 @@ class BatchEngine:
     """Runs every stream of one talker as one batch on a thread of its own."""
 
     def __init__(self, talker: Talker, max_batch: int = DEFAULT_MAX_BATCH):
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.talker, self.max_batch = talker, max_batch
+        self._talker = weakref.ref(talker)  # the thread below must not keep a model alive
+        self.max_batch = max_batch
         self._cond = threading.Condition()
         self._waiting: list[_Member] = []  # prefilled, waiting for a place
         self._active: list[_Member] = []
+        self._holds = 0
         self.steps = 0  # batch steps run (for the benchmark and /health)
         self.rows = 0  # stream-frames made
+        self.widest = 0  # the most streams one step has run
         # Never ended (see worker.py: a thread that ran compiled functions must outlive them).
         self._thread = threading.Thread(target=self._serve, name="mlx-qwen3tts-batch", daemon=True)
         self._thread.start()
+
+    @property
+    def max_batch(self) -> int:
+        """Streams that step together at most; more wait, prefilled, for a place."""
+        return self._max_batch
+
+    @max_batch.setter
+    def max_batch(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"max_batch must be a whole number of streams, at least 1; got {value!r}")
+        self._max_batch = value
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No step starts while held: streams gather (prefilled) and then start together, in
+        one step (benchmarks and tests use it to start a batch at a known size)."""
+        with self._cond:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holds -= 1
+                self._cond.notify_all()
 
     # -- the readers' side -----------------------------------------------------------------
 
@@ -93,7 +124,7 @@ class BatchEngine:
         The prefill runs on the calling thread; the frames come from the batch. Closing the
         iterator takes the stream out at the next step boundary.
         """
-        stepper = FrameStepper(self.talker, prompt, sampling, seed)
+        stepper = FrameStepper(self._talker(), prompt, sampling, seed)
         with mx.stream(generation_stream()):
             c0, hidden = stepper.prefill()
         stepper.settle(c0, hidden)  # the batch runs on another thread
@@ -107,6 +138,8 @@ class BatchEngine:
         try:
             while True:
                 item = member.results.get()
+                with self._cond:
+                    self._cond.notify_all()  # a stream held back by its reader may go on
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -137,6 +170,9 @@ class BatchEngine:
             while True:
                 for m in [m for m in self._active + self._waiting if m.left]:
                     self._drop(m)
+                if self._holds:
+                    self._cond.wait()
+                    continue
                 while self._waiting and len(self._active) < self.max_batch:
                     self._active.append(self._waiting.pop(0))
                 self._probe_waiting()
@@ -161,9 +197,9 @@ class BatchEngine:
         m.free()
 
     def _fail(self, m: _Member, error: BaseException) -> None:
-        m.results.put(error)
         with self._cond:
             self._drop(m)
+        m.results.put(error)
 
     def _step(self, run: list[_Member]) -> None:
         texts = {}
@@ -176,15 +212,16 @@ class BatchEngine:
                     run.remove(m)
         if not run:
             return
+        talker = run[0].stepper.talker
         draw = RowDraw(tuple(m.stepper.sample_rest for m in run))
         hidden = mx.concatenate([m.hidden for m in run])
         c0 = mx.concatenate([m.c0 for m in run])
         keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
-        frames = self.talker.compiled_frames(draw)(hidden, c0, keys)
+        frames = talker.compiled_frames(draw)(hidden, c0, keys)
         fed = [i for i, m in enumerate(run) if m.feeds()]
         if fed:
             rows = frames if len(fed) == len(run) else frames[mx.array(fed)]
-            logits, hidden = self.talker.feed_streams(
+            logits, hidden = talker.feed_streams(
                 rows, mx.stack([texts[id(run[i])] for i in fed]), [run[i].stepper.cache for i in fed])
             for j, i in enumerate(fed):
                 m = run[i]
@@ -196,10 +233,11 @@ class BatchEngine:
         drawn = dict(zip(fed, c0s))
         self.steps += 1
         self.rows += len(run)
+        self.widest = max(self.widest, len(run))
         for i, m in enumerate(run):
             last = not m.feeds() or drawn[i] == m.stepper.eos
-            m.results.put((codes[i], last))
             m.step += 1
-            if last:
+            if last:  # freed before its reader hears of it: its memory is gone when the request is
                 with self._cond:
                     self._drop(m)
+            m.results.put((codes[i], last))

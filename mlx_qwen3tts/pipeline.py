@@ -58,11 +58,15 @@ class Frames:
     """The frames of a request, segment after segment, with one way back: `end_segment`.
 
     `text` is the request's `TextFeed`; cancelling it stops generation within one frame.
+    `generate(prompt, sampling, seed)` runs a segment's frame loop (a batch's, say); by default
+    `generate_frames` on this thread.
     """
 
     def __init__(self, talker: Talker, config: ModelConfig, request: Request, text, guards: Guards,
-                 compiled: bool = True):
+                 compiled: bool = True, generate=None):
         self._args = (talker, config, request, text, guards, compiled)
+        self._generate = generate or (lambda prompt, sampling, seed: generate_frames(talker, prompt, sampling,
+                                                                                     seed, compiled))
         self._stop: tuple[str, int] | None = None
         self._gen = self._frames()
 
@@ -85,7 +89,7 @@ class Frames:
         prompt = segment_prompt(talker, config, request, segment)
         guard = FrameGuard(guards, lambda: guards.budget(segment.known)) if guards.enabled else None
         limit = request.sampling.max_new_tokens - 1  # the last draw gets no residual codes
-        loop = generate_frames(talker, prompt, request.sampling, request.seed_of(segment.index), compiled)
+        loop = self._generate(prompt, request.sampling, request.seed_of(segment.index))
         codes, fault, ended, self._stop = None, None, "eos", None
         try:
             for count, (frame, last) in enumerate(loop, start=1):

@@ -13,9 +13,11 @@ import numpy as np
 
 from . import worker
 from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .batch import BatchEngine
 from .codec import chunked_decode
 from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
+from .decoders import DecoderPool
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .live import TextFeed, feed_from
@@ -53,6 +55,15 @@ def _stack(frames) -> np.ndarray:
     return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
 
 
+def _returning(chunks: Iterator[AudioChunk], done: Callable[[], None]) -> Iterator[AudioChunk]:
+    """`chunks`, then `done()` once they are over (exhausted, failed or closed)."""
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+        done()
+
+
 class Prepared:
     """One request's prompt, built on the calling thread (for inspection and the benchmark)."""
 
@@ -64,8 +75,8 @@ class TTS:
     """A loaded Qwen3-TTS checkpoint: make codes (and, with the codec, audio) from text.
 
     Every method may be called from any thread, and a stream made on one thread may be read on
-    another: the model's work runs on a thread of the TTS's own. One generation runs at a time;
-    the others wait their turn.
+    another: the model's work runs on a thread of the TTS's own. Generations running at the same
+    time advance together as one batch (`batch`), each with exactly the codes it would get alone.
     """
 
     def __init__(self, model: Model, tokenizer: TextTokenizer, sampling: SamplingConfig,
@@ -78,8 +89,9 @@ class TTS:
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
         self._worker = worker.shared()
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._engine: BatchEngine | None = None
+        self._engine_lock = threading.Lock()
+        self._decoders = None if speech_decoder is None else DecoderPool(speech_decoder)
 
     @property
     def kind(self) -> str:
@@ -146,33 +158,35 @@ class TTS:
 
     # -- the generation thread ---------------------------------------------------------------
 
-    def _acquire(self) -> None:
-        # One generation at a time: other threads wait their turn; the same thread starting a
-        # second one while its stream is open would wait for itself for ever.
-        if self._owner == threading.get_ident():
-            raise RuntimeError("this TTS is already generating in this thread: finish or close the open "
-                               "stream first")
-        self._lock.acquire()
-        self._owner = threading.get_ident()
+    @property
+    def batch(self) -> BatchEngine:
+        """The batch every generation of this TTS runs in (`batch.max_batch` streams at most
+        step together; more wait for a place)."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = BatchEngine(self.model.talker)
+            return self._engine
 
     def _release(self) -> None:
-        self._owner = None
-        self._lock.release()
         # Transients of a request (an offline decode's window can be a GB) go back to the system.
         self._worker.call(mx.clear_cache)
 
     def _run(self, make: Callable[[], Iterator], feed: TextFeed | None = None) -> Iterator:
-        return self._worker.iterate(make, before=self._acquire, after=self._release,
-                                    cancel=None if feed is None else feed.cancel)
+        return self._worker.iterate(make, after=self._release, cancel=None if feed is None else feed.cancel)
 
     def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
-        return Frames(self.model.talker, self.config, request, feed, guards)
+        engine = self.batch
+        return Frames(self.model.talker, self.config, request, feed, guards,
+                      generate=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed))
 
     def _chunks(self, request: Request, feed: TextFeed, guards: Guards, chunk_frames,
                 started: float) -> Iterator[AudioChunk]:
         frames = self._frames(request, feed, guards)
-        chunks = decode_chunks(self._decoder(), frames, chunk_frames, started, request.ref_codes)
-        return stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
+        self._decoder()  # fails now without a speech tokenizer
+        decoder = self._decoders.take()  # a stream's decoder state is its own
+        chunks = decode_chunks(decoder, frames, chunk_frames, started, request.ref_codes)
+        chunks = stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
+        return _returning(chunks, lambda: self._decoders.give(decoder))
 
     # -- generation ------------------------------------------------------------------------
 
