@@ -51,10 +51,14 @@ class _Member:
         """Whether this step feeds a frame back (not on the budget's last draw)."""
         return self.step + 1 < self.last_step
 
+    def queued_all(self) -> bool:
+        """Whether its last frame (the budget's) is queued already."""
+        return self.step >= self.last_step
+
     def ready(self) -> bool:
         """Whether its step can run now: its reader keeps up, and its text is there (or it has
         failed or been cancelled, which the step finds out)."""
-        if self.results.qsize() >= AHEAD:
+        if self.stepper is None or self.queued_all() or self.results.qsize() >= AHEAD:
             return False
         return not self.feeds() or self.prompt.ready(self.step)
 
@@ -78,6 +82,10 @@ class BatchEngine:
         # Never ended (see worker.py: a thread that ran compiled functions must outlive them).
         self._thread = threading.Thread(target=self._serve, name="mlx-qwen3tts-batch", daemon=True)
         self._thread.start()
+
+    @property
+    def talker(self) -> Talker:
+        return self._talker()
 
     @property
     def max_batch(self) -> int:
@@ -153,31 +161,42 @@ class BatchEngine:
     # -- the batch thread ------------------------------------------------------------------
 
     def _serve(self) -> None:
+        # Step n+1 is queued before step n is read, as the single-stream loop does, so the
+        # device never waits on Python; a stream that step n ends has its share of n+1 dropped.
         with mx.stream(mx.new_stream(mx.default_device())):
+            inflight = None
             while True:
-                run = self._next_batch()
-                try:
-                    self._step(run)
-                except BaseException as e:  # every stream in the step hears of it; the engine goes on
-                    logger.exception("a batch step failed")
-                    for m in run:
-                        self._fail(m, e)
-                run = None
+                run = self._next_batch(wait=inflight is None)
+                queued = self._guarded(run, self._queue) if run else None
+                if inflight is not None:
+                    self._guarded(inflight[0], lambda _: self._finish(*inflight))
+                inflight, run, queued = queued, None, None
 
-    def _next_batch(self) -> list[_Member]:
-        """The streams that step next: waits until there is one."""
+    def _guarded(self, run: list[_Member], fn):
+        try:
+            return fn(run)
+        except BaseException as e:  # every stream in the step hears of it; the engine goes on
+            logger.exception("a batch step failed")
+            for m in run:
+                self._fail(m, e)
+            return None
+
+    def _next_batch(self, wait: bool) -> list[_Member]:
+        """The streams that step next; with `wait`, waits until there is one."""
         with self._cond:
             while True:
                 for m in [m for m in self._active + self._waiting if m.left]:
                     self._drop(m)
                 if self._holds:
+                    if not wait:
+                        return []
                     self._cond.wait()
                     continue
                 while self._waiting and len(self._active) < self.max_batch:
                     self._active.append(self._waiting.pop(0))
                 self._probe_waiting()
                 run = [m for m in self._active if m.ready()]
-                if run:
+                if run or not wait:
                     return run
                 self._cond.wait(_IDLE_POLL_S if self._active or self._waiting else None)
 
@@ -201,7 +220,8 @@ class BatchEngine:
             self._drop(m)
         m.results.put(error)
 
-    def _step(self, run: list[_Member]) -> None:
+    def _queue(self, run: list[_Member]):
+        """Builds one step for `run` and starts it; returns what `_finish` reads."""
         texts = {}
         for m in list(run):
             if m.feeds():
@@ -211,32 +231,39 @@ class BatchEngine:
                     self._fail(m, e)
                     run.remove(m)
         if not run:
-            return
+            return None
         talker = run[0].stepper.talker
         draw = RowDraw(tuple(m.stepper.sample_rest for m in run))
         hidden = mx.concatenate([m.hidden for m in run])
         c0 = mx.concatenate([m.c0 for m in run])
         keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
         frames = talker.compiled_frames(draw)(hidden, c0, keys)
-        fed = [i for i, m in enumerate(run) if m.feeds()]
+        fed = [m for m in run if m.feeds()]
+        drawn = None
         if fed:
-            rows = frames if len(fed) == len(run) else frames[mx.array(fed)]
-            logits, hidden = talker.feed_streams(
-                rows, mx.stack([texts[id(run[i])] for i in fed]), [run[i].stepper.cache for i in fed])
-            for j, i in enumerate(fed):
-                m = run[i]
+            rows = frames if len(fed) == len(run) else frames[mx.array([run.index(m) for m in fed])]
+            logits, hidden = talker.feed_streams(rows, mx.stack([texts[id(m)] for m in fed]),
+                                                 [m.stepper.cache for m in fed])
+            for j, m in enumerate(fed):
                 m.c0 = m.stepper.draw_c0(rows[j:j + 1], logits[j:j + 1])
                 m.hidden = hidden[j:j + 1]
-        mx.eval(frames, *(run[i].c0 for i in fed), *(run[i].hidden for i in fed))
+            drawn = mx.concatenate([m.c0 for m in fed])
+        for m in run:
+            m.step += 1
+        mx.async_eval(frames, *(m.hidden for m in fed), *((drawn,) if fed else ()))
+        return run, frames, fed, drawn
+
+    def _finish(self, run: list[_Member], frames: mx.array, fed: list[_Member], drawn: mx.array | None) -> None:
+        """Reads a step and hands each stream its frame; streams that end leave."""
         codes = np.array(frames)
-        c0s = np.array(mx.concatenate([run[i].c0 for i in fed])).tolist() if fed else []
-        drawn = dict(zip(fed, c0s))
+        eos = dict(zip(map(id, fed), np.array(drawn).tolist())) if fed else {}
         self.steps += 1
         self.rows += len(run)
         self.widest = max(self.widest, len(run))
         for i, m in enumerate(run):
-            last = not m.feeds() or drawn[i] == m.stepper.eos
-            m.step += 1
+            if m.stepper is None:  # ended (or left) at the step before: this share is dropped
+                continue
+            last = id(m) not in eos or eos[id(m)] == m.stepper.eos
             if last:  # freed before its reader hears of it: its memory is gone when the request is
                 with self._cond:
                     self._drop(m)
