@@ -159,3 +159,21 @@ def test_streams_beyond_max_batch_wait_for_a_place(tts):
 def test_max_batch_is_checked(tts):
     with pytest.raises(ValueError, match="at least 1"):
         tts.batch.max_batch = 0
+
+
+def test_a_hundred_requests_at_batch_four_keep_memory_flat(tts):
+    engine, active = tts.batch, []
+    for round_ in range(25):
+        with engine.held():  # four at a time, in one batch
+            threads, _, errors = on_threads([
+                lambda i=i: tts.generate_codes("short one", speaker="vivian", seed=round_ * 4 + i,
+                                               max_new_tokens=6, guards=False) for i in range(4)])
+            wait_for(lambda: engine.queued == 4 or errors)
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        wait_for(lambda: engine.in_use == 0)
+        active.append(mx.get_active_memory())
+    assert engine.widest >= 4
+    # Each stream's caches go with it: nothing grows from round to round.
+    assert active[-1] <= active[4] * 1.05, (active[4], active[-1])
