@@ -36,6 +36,10 @@ _IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at a
 AHEAD = 3  # frames a stream may run ahead of its reader: a stalled reader's stream sits out
 
 
+def _cat(arrays: list[mx.array]) -> mx.array:
+    return mx.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # alone: no copy
+
+
 class _Member:
     """One stream in (or waiting for) the batch: its state, and the queue its reader reads."""
 
@@ -234,8 +238,8 @@ class BatchEngine:
             return None
         talker = run[0].stepper.talker
         draw = RowDraw(tuple(m.stepper.sample_rest for m in run))
-        hidden = mx.concatenate([m.hidden for m in run])
-        c0 = mx.concatenate([m.c0 for m in run])
+        hidden = _cat([m.hidden for m in run])
+        c0 = _cat([m.c0 for m in run])
         keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
         frames = talker.compiled_frames(draw)(hidden, c0, keys)
         fed = [m for m in run if m.feeds()]
@@ -247,7 +251,7 @@ class BatchEngine:
             for j, m in enumerate(fed):
                 m.c0 = m.stepper.draw_c0(rows[j:j + 1], logits[j:j + 1])
                 m.hidden = hidden[j:j + 1]
-            drawn = mx.concatenate([m.c0 for m in fed])
+            drawn = _cat([m.c0 for m in fed])
         for m in run:
             m.step += 1
         mx.async_eval(frames, *(m.hidden for m in fed), *((drawn,) if fed else ()))

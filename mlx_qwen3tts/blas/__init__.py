@@ -79,8 +79,8 @@ def gemv_forward_library(cache: Path | None = None) -> str | None:
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             out = Path(tmp) / lib.name
-            # No -ffast-math: the small-M kernel's sums must keep their order.
-            subprocess.run([cc, "-O3", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(out),
+            # No -ffast-math: the small-M kernel's sums must keep their order. Its helpers are pthreads.
+            subprocess.run([cc, "-O3", "-pthread", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(out),
                             *map(str, _SHIM_SOURCES), "-ldl"], check=True, capture_output=True, timeout=60)
             out.replace(lib)  # atomic: a concurrent build cannot leave half a library behind
     except (OSError, subprocess.SubprocessError) as e:

@@ -12,7 +12,10 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include <omp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -129,14 +132,75 @@ static columns_fn kernel(void) {
     return chosen;
 }
 
-/* Threads over the columns: MLX_QWEN3TTS_SMALL_M_THREADS, else one. On a busy machine a
- * thread that is not scheduled holds the others at the barrier, which costs more than the
- * second core brings to a product this size. */
-static int thread_count(void) {
-    static int count;
-    if (!count) {
+/* Helper threads take chunks of columns from a shared ticket; the caller takes them too and
+ * waits only for chunks a helper has claimed. A helper that is not scheduled (a busy machine)
+ * claims nothing and holds nobody up, unlike a barrier; one that wakes after its job is over
+ * finds the job's generation gone from the ticket and goes back to sleep. */
+enum { CHUNK_COLUMNS = 48, MIN_THREADED_WORK = 1 << 21 /* multiply-adds */ };
+
+typedef struct {
+    columns_fn run;
+    int m, n, k, lda, ldw, ldc, chunks;
+    float alpha, beta;
+    const float *a, *w;
+    float *c;
+} job_t;
+
+static pthread_mutex_t caller_lock = PTHREAD_MUTEX_INITIALIZER; /* one threaded product at a time */
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER;
+static job_t job;
+static unsigned job_generation;
+static _Atomic unsigned long long ticket; /* generation << 32 | next chunk */
+static _Atomic int chunks_done;
+
+static int claim(unsigned generation, int chunks) {
+    unsigned long long t = atomic_load(&ticket);
+    for (;;) {
+        if ((unsigned)(t >> 32) != generation || (int)(t & 0xffffffffu) >= chunks) return -1;
+        if (atomic_compare_exchange_weak(&ticket, &t, t + 1)) return (int)(t & 0xffffffffu);
+    }
+}
+
+static void work(const job_t *j, unsigned generation) {
+    int i;
+    while ((i = claim(generation, j->chunks)) >= 0) {
+        int j0 = i * CHUNK_COLUMNS, j1 = j0 + CHUNK_COLUMNS < j->n ? j0 + CHUNK_COLUMNS : j->n;
+        j->run(j->m, j0, j1, j->k, j->alpha, j->a, j->lda, j->w, j->ldw, j->beta, j->c, j->ldc);
+        atomic_fetch_add(&chunks_done, 1);
+    }
+}
+
+static void *helper(void *unused) {
+    (void)unused;
+    unsigned seen = 0;
+    pthread_mutex_lock(&job_lock);
+    for (;;) {
+        while (job_generation == seen) pthread_cond_wait(&job_posted, &job_lock);
+        seen = job_generation;
+        job_t mine = job;
+        pthread_mutex_unlock(&job_lock);
+        work(&mine, seen);
+        pthread_mutex_lock(&job_lock);
+    }
+    return NULL;
+}
+
+/* Helpers: MLX_QWEN3TTS_SMALL_M_THREADS - 1, else one per other online core. */
+static int helper_count(void) {
+    static int count = -1;
+    if (count < 0) {
         const char *env = getenv("MLX_QWEN3TTS_SMALL_M_THREADS");
-        count = env && atoi(env) > 0 ? atoi(env) : 1;
+        long cores = env && atoi(env) > 0 ? atoi(env) : sysconf(_SC_NPROCESSORS_ONLN);
+        count = cores > 1 ? (int)(cores > 16 ? 15 : cores - 1) : 0;
+        for (int i = 0; i < count; i++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, helper, NULL) != 0) {
+                count = i;
+                break;
+            }
+            pthread_detach(t);
+        }
     }
     return count;
 }
@@ -145,13 +209,22 @@ static int thread_count(void) {
 void small_m_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *w, int ldw, float beta,
                   float *c, int ldc) {
     columns_fn run = kernel();
-    /* Threads only where the work pays for waking them: 128 K multiply-adds at least. */
-    int threads = (long)m * n * k >= (1L << 17) ? thread_count() : 1;
-    if (threads > n) threads = n;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int t = omp_get_thread_num(), count = omp_get_num_threads();
-        int j0 = (int)((long)n * t / count), j1 = (int)((long)n * (t + 1) / count);
-        run(m, j0, j1, k, alpha, a, lda, w, ldw, beta, c, ldc);
+    int chunks = (n + CHUNK_COLUMNS - 1) / CHUNK_COLUMNS;
+    /* Small products, or a second caller while the helpers work for a first: this thread alone. */
+    if ((long)m * n * k < MIN_THREADED_WORK || chunks < 2 || helper_count() == 0 ||
+        pthread_mutex_trylock(&caller_lock) != 0) {
+        run(m, 0, n, k, alpha, a, lda, w, ldw, beta, c, ldc);
+        return;
     }
+    pthread_mutex_lock(&job_lock);
+    job = (job_t){run, m, n, k, lda, ldw, ldc, chunks, alpha, beta, a, w, c};
+    unsigned generation = ++job_generation;
+    atomic_store(&chunks_done, 0);
+    atomic_store(&ticket, (unsigned long long)generation << 32);
+    pthread_cond_broadcast(&job_posted);
+    pthread_mutex_unlock(&job_lock);
+    work(&job, generation);
+    for (int spins = 0; atomic_load(&chunks_done) < chunks; spins++)
+        if (spins > 64) sched_yield();
+    pthread_mutex_unlock(&caller_lock);
 }
