@@ -44,9 +44,9 @@ class _Member:
     """One stream in (or waiting for) the batch: its state, and the queue its reader reads."""
 
     def __init__(self, stepper: FrameStepper, prompt: PromptVectors, c0: mx.array, hidden: mx.array,
-                 last_step: int):
+                 last_step: int, ahead: int | None):
         self.stepper, self.prompt, self.c0, self.hidden = stepper, prompt, c0, hidden
-        self.last_step = last_step
+        self.last_step, self.ahead = last_step, ahead
         self.step = 0
         self.results: queue.SimpleQueue = queue.SimpleQueue()
         self.left = False  # set by the reader: drop at the next step boundary
@@ -62,12 +62,45 @@ class _Member:
     def ready(self) -> bool:
         """Whether its step can run now: its reader keeps up, and its text is there (or it has
         failed or been cancelled, which the step finds out)."""
-        if self.stepper is None or self.queued_all() or self.results.qsize() >= AHEAD:
+        if self.stepper is None or self.queued_all():
+            return False
+        if self.ahead is not None and self.results.qsize() >= self.ahead:
             return False
         return not self.feeds() or self.prompt.ready(self.step)
 
     def free(self) -> None:
         self.stepper = self.c0 = self.hidden = None  # caches go with the stepper
+
+
+class _Reader:
+    """A stream's frames as its batch hands them over; closing it (or dropping it) takes the
+    stream out at the next step boundary, whether or not a frame was read."""
+
+    def __init__(self, engine: BatchEngine, member: _Member):
+        self._engine, self._member, self._done = engine, member, False
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, bool]:
+        if self._done:
+            raise StopIteration
+        item = self._member.results.get()
+        self._engine._wake()  # a stream held back by its reader may go on
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        if item[1]:
+            self.close()
+        return item
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._engine._leave(self._member)
+
+    def __del__(self):
+        self.close()
 
 
 class BatchEngine:
@@ -129,12 +162,13 @@ class BatchEngine:
         with self._cond:
             return len(self._waiting)
 
-    def frames(self, prompt: PromptVectors, sampling: SamplingConfig,
-               seed: int | None = None) -> Iterator[tuple[np.ndarray, bool]]:
+    def frames(self, prompt: PromptVectors, sampling: SamplingConfig, seed: int | None = None,
+               ahead: int | None = AHEAD) -> Iterator[tuple[np.ndarray, bool]]:
         """`generate_frames` through the batch: `(codes (16,) int32, is_last)` per frame.
 
-        The prefill runs on the calling thread; the frames come from the batch. Closing the
-        iterator takes the stream out at the next step boundary.
+        The prefill runs now, on the calling thread; the frames come from the batch, at most
+        `ahead` past what was read (None: no limit, for a segment started ahead of its turn).
+        Closing the iterator takes the stream out at the next step boundary.
         """
         stepper = FrameStepper(self._talker(), prompt, sampling, seed)
         with mx.stream(generation_stream()):
@@ -142,25 +176,21 @@ class BatchEngine:
         stepper.settle(c0, hidden)  # the batch runs on another thread
         last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
         if last_step <= 0 or c0.item() == stepper.eos:
-            return
-        member = _Member(stepper, prompt, c0, hidden, last_step)
+            return iter(())
+        member = _Member(stepper, prompt, c0, hidden, last_step, ahead)
         with self._cond:
             self._waiting.append(member)
             self._cond.notify_all()
-        try:
-            while True:
-                item = member.results.get()
-                with self._cond:
-                    self._cond.notify_all()  # a stream held back by its reader may go on
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item[1]:
-                    return
-        finally:
-            with self._cond:
-                member.left = True
-                self._cond.notify_all()
+        return _Reader(self, member)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _leave(self, member: _Member) -> None:
+        with self._cond:
+            member.left = True
+            self._cond.notify_all()
 
     # -- the batch thread ------------------------------------------------------------------
 
@@ -241,7 +271,7 @@ class BatchEngine:
         hidden = _cat([m.hidden for m in run])
         c0 = _cat([m.c0 for m in run])
         keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
-        frames = talker.compiled_frames(draw)(hidden, c0, keys)
+        frames = talker.predict_frames(hidden, c0, draw, keys)
         fed = [m for m in run if m.feeds()]
         drawn = None
         if fed:

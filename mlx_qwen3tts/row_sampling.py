@@ -51,17 +51,10 @@ def draw_rows(samplers: tuple[Sampler, ...], logits: mx.array, keys: mx.array | 
 
 
 class RowDraw:
-    """`draw_rows` for one make-up of row samplers, as a hashable callable (a compiled batch
-    frame is kept per make-up)."""
+    """`draw_rows` for one make-up of row samplers, as a callable `(logits, keys) -> tokens`."""
 
     def __init__(self, samplers: tuple[Sampler, ...]):
         self.samplers = samplers
 
     def __call__(self, logits: mx.array, keys: mx.array | None) -> mx.array:
         return draw_rows(self.samplers, logits, keys)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, RowDraw) and other.samplers == self.samplers
-
-    def __hash__(self) -> int:
-        return hash(self.samplers)

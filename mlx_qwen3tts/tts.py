@@ -42,6 +42,7 @@ from .voice import Voice, clone
 logger = logging.getLogger(__name__)
 
 Text = str | TextFeed | Iterable[str]
+DEFAULT_SEGMENTS_AHEAD = 2
 
 
 def _guards(guards: Guards | bool | None) -> Guards:
@@ -90,6 +91,8 @@ class TTS:
         self._speech_encoder = None
         self._worker = worker.shared()
         self._engine: BatchEngine | None = None
+        # A long text's next segments run in the batch beside the one being heard (same codes).
+        self.segments_ahead = DEFAULT_SEGMENTS_AHEAD
         self._engine_lock = threading.Lock()
         self._decoders = None if speech_decoder is None else DecoderPool(speech_decoder)
 
@@ -177,7 +180,9 @@ class TTS:
     def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
         engine = self.batch
         return Frames(self.model.talker, self.config, request, feed, guards,
-                      generate=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed))
+                      generate=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed),
+                      generate_ahead=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed, ahead=None),
+                      segments_ahead=self.segments_ahead)
 
     def _chunks(self, request: Request, feed: TextFeed, guards: Guards, chunk_frames,
                 started: float) -> Iterator[AudioChunk]:

@@ -177,3 +177,21 @@ def test_a_hundred_requests_at_batch_four_keep_memory_flat(tts):
     assert engine.widest >= 4
     # Each stream's caches go with it: nothing grows from round to round.
     assert active[-1] <= active[4] * 1.05, (active[4], active[-1])
+
+
+def test_a_long_texts_segments_run_ahead_with_the_same_codes(tts):
+    text = " ".join(["This sentence is one segment of a longer text."] * 3)
+    kw = dict(speaker="eric", seed=11, max_new_tokens=12, guards=False, max_segment_tokens=12)
+    tts.segments_ahead = 0
+    try:
+        one_by_one = tts.generate_codes(text, **kw)
+        widest = tts.batch.widest
+    finally:
+        tts.segments_ahead = 2
+    assert widest <= 4  # whatever earlier tests ran; the next run must batch its own segments
+    engine = tts.batch
+    engine.widest = 0
+    ahead = tts.generate_codes(text, **kw)
+    assert engine.widest >= 2  # the next segment ran beside the current one
+    np.testing.assert_array_equal(ahead, one_by_one)
+    assert len(ahead) >= 3 * 6  # three segments, all there

@@ -17,8 +17,6 @@ from .layers import DecoderStack, FrameCache
 
 # Compiled frames kept per talker: one per sampler setting in use, the oldest dropped first.
 MAX_COMPILED_FRAMES = 4
-# Compiled batch frames kept per talker: one per make-up of row samplers in use.
-MAX_COMPILED_BATCHES = 16
 _TOKENS = itertools.count()
 
 
@@ -53,7 +51,6 @@ class Talker(nn.Module):
         # talker's for good, so caches of other objects can be keyed by it (an id() is reused).
         self.__dict__["token"] = next(_TOKENS)
         self.__dict__["_frames"] = OrderedDict()
-        self.__dict__["_batch_frames"] = OrderedDict()
 
     def embed_text(self, ids: mx.array) -> mx.array:
         """Text-side vectors: every text token, control tokens included, goes through the projection."""
@@ -89,6 +86,17 @@ class Talker(nn.Module):
         hidden = stack_step(self.model, (self.embed_frame(frames) + texts)[:, None], caches)
         return self.codec_head(hidden)[:, -1], hidden
 
+    def predict_frames(self, hidden: mx.array, c0: mx.array, draw: Callable[[mx.array, mx.array], mx.array],
+                       keys: mx.array) -> mx.array:
+        """`predict_frame` for several streams: hidden `(B, 1, D)`, `c0` `(B,)`, keys `(15, B, 2)`,
+        where `draw(logits (B, V), keys (B, 2))` draws each row as its stream would alone.
+
+        Not compiled: a trace would be needed for every batch make-up, and MLX's tracing is
+        process-wide, so tracing on the batch's thread would corrupt the graphs other threads
+        (a stream's prefill) build meanwhile."""
+        cache = [FrameCache(self.config.code_predictor.num_code_groups) for _ in self.code_predictor.model.layers]
+        return self.predict_frame(hidden, c0, cache, draw, keys)
+
     def predict_frame(self, hidden: mx.array, c0: mx.array, cache: list,
                       draw: Callable[[mx.array, mx.array | None], mx.array], keys: mx.array | None) -> mx.array:
         """The frame `(B, 16)` whose codebook 0 is `c0`, from the hidden state that drew it."""
@@ -119,28 +127,5 @@ class Talker(nn.Module):
 
         cached[draw] = fn = mx.compile(frame, inputs=[self.code_predictor, self.model.codec_embedding])
         while len(cached) > MAX_COMPILED_FRAMES:
-            cached.popitem(last=False)
-        return fn
-
-    def compiled_frames(self, draw: Callable[[mx.array, mx.array], mx.array]) -> Callable:
-        """`compiled_frame` for a batch: `(hidden (B, 1, D), c0 (B,), keys (15, B, 2)) -> (B, 16)`,
-        where `draw(logits (B, V), keys (B, 2))` draws each row as its stream would alone.
-
-        Each batch size gets a trace of its own (MLX keeps one per input shape); `draw` must be
-        hashable and equal for equal row samplers, so batches of the same make-up share it.
-        """
-        cached = self._batch_frames
-        if draw in cached:
-            cached.move_to_end(draw)
-            return cached[draw]
-        n = self.config.code_predictor.num_code_groups
-        talker = weakref.ref(self)
-
-        def frames(hidden: mx.array, c0: mx.array, keys: mx.array) -> mx.array:
-            cache = [FrameCache(n) for _ in talker().code_predictor.model.layers]
-            return talker().predict_frame(hidden, c0, cache, draw, keys)
-
-        cached[draw] = fn = mx.compile(frames, inputs=[self.code_predictor, self.model.codec_embedding])
-        while len(cached) > MAX_COMPILED_BATCHES:
             cached.popitem(last=False)
         return fn
