@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import mlx.core as mx
 import numpy as np
 
+from . import worker
 from .generation import FrameStepper, generation_stream
 from .models.talker import Talker
 from .prompt import PromptVectors
@@ -166,14 +167,20 @@ class BatchEngine:
                ahead: int | None = AHEAD) -> Iterator[tuple[np.ndarray, bool]]:
         """`generate_frames` through the batch: `(codes (16,) int32, is_last)` per frame.
 
-        The prefill runs now, on the calling thread; the frames come from the batch, at most
-        `ahead` past what was read (None: no limit, for a segment started ahead of its turn).
-        Closing the iterator takes the stream out at the next step boundary.
+        The prefill runs now (on the calling thread when it is one of the package's); the frames
+        come from the batch, at most `ahead` past what was read (None: no limit, for a segment
+        started ahead of its turn). Closing the iterator takes the stream out at the next step.
         """
-        stepper = FrameStepper(self._talker(), prompt, sampling, seed)
-        with mx.stream(generation_stream()):
-            c0, hidden = stepper.prefill()
-        stepper.settle(c0, hidden)  # the batch runs on another thread
+        def prefill():
+            stepper = FrameStepper(self._talker(), prompt, sampling, seed)
+            with mx.stream(generation_stream()):
+                c0, hidden = stepper.prefill()
+            stepper.settle(c0, hidden)  # the batch runs on another thread
+            return stepper, c0, hidden
+
+        # On a lane of the package's (at once when called from one): a thread that has run
+        # compiled functions must outlive them (worker.py).
+        stepper, c0, hidden = worker.shared().call(prefill)
         last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
         if last_step <= 0 or c0.item() == stepper.eos:
             return iter(())
