@@ -179,7 +179,9 @@ class BatchEngine:
             return stepper, c0, hidden
 
         # On a lane of the package's (at once when called from one): a thread that has run
-        # compiled functions must outlive them (worker.py).
+        # compiled functions must outlive them (worker.py). A graph cannot move threads: the
+        # prompt is evaluated where it was built.
+        mx.eval(prompt.prefill)
         stepper, c0, hidden = worker.shared().call(prefill)
         last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
         if last_step <= 0 or c0.item() == stepper.eos:
