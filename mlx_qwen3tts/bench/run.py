@@ -159,7 +159,7 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlx-qwen3tts bench", description=__doc__.split("\n")[0])
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()  # one of them, but for --small-m
     source.add_argument("--model", help="checkpoint folder or Hugging Face repo id")
     source.add_argument("--make-checkpoint", choices=["tiny", "0.6b", "1.7b"],
                         help="write (once, then reuse) a random checkpoint of this size and benchmark it")
@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [1, 2, 4, 8, 16]
         print(table(measure(rows, rounds=args.runs), rows))
         return 0
+    if not (args.model or args.make_checkpoint):
+        _parser().error("one of the arguments --model --make-checkpoint is required")
     results, runs, skipped = [], {}, []
     try:
         if args.json_out and not Path(args.json_out).expanduser().parent.is_dir():
