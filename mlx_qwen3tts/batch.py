@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 8
 _IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at again
-AHEAD = 3  # frames a stream may run ahead of its reader: a stalled reader's stream sits out
+AHEAD = 8  # frames a stream may run ahead of its reader (a chunk decodes meanwhile); then it sits out
 
 
 def _cat(arrays: list[mx.array]) -> mx.array:
