@@ -13,6 +13,7 @@ whose next text token has not arrived sits the step out and comes back when it d
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -114,12 +115,22 @@ class BatchEngine:
         self._waiting: list[_Member] = []  # prefilled, waiting for a place
         self._active: list[_Member] = []
         self._holds = 0
+        self._closing = self._parked = False
         self.steps = 0  # batch steps run (for the benchmark and /health)
         self.rows = 0  # stream-frames made
         self.widest = 0  # the most streams one step has run
         # Never ended (see worker.py: a thread that ran compiled functions must outlive them).
         self._thread = threading.Thread(target=self._serve, name="mlx-qwen3tts-batch", daemon=True)
         self._thread.start()
+        atexit.register(self._park)
+
+    def _park(self, timeout: float = 10.0) -> None:
+        """At exit: lets the step in flight finish and stops the thread where it waits. MLX aborts
+        the process when it is torn down under a thread that is still computing."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._parked, timeout)
 
     @property
     def talker(self) -> Talker:
@@ -209,6 +220,12 @@ class BatchEngine:
         with mx.stream(mx.new_stream(mx.default_device())):
             inflight = None
             while True:
+                if self._closing and inflight is None:
+                    with self._cond:
+                        self._parked = True
+                        self._cond.notify_all()
+                        while True:
+                            self._cond.wait()
                 run = self._next_batch(wait=inflight is None)
                 queued = self._guarded(run, self._queue) if run else None
                 if inflight is not None:
@@ -228,6 +245,8 @@ class BatchEngine:
         """The streams that step next; with `wait`, waits until there is one."""
         with self._cond:
             while True:
+                if self._closing:
+                    return []
                 for m in [m for m in self._active + self._waiting if m.left]:
                     self._drop(m)
                 if self._holds:
