@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import queue
 import threading
 import weakref
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import mlx.core as mx
 import numpy as np
 
 from . import worker
+from .batch_member import AHEAD, Member, Reader, cat
 from .generation import FrameStepper, generation_stream
 from .models.talker import Talker
 from .prompt import PromptVectors
@@ -35,74 +35,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 8
 _IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at again
-AHEAD = 8  # frames a stream may run ahead of its reader (a chunk decodes meanwhile); then it sits out
-
-
-def _cat(arrays: list[mx.array]) -> mx.array:
-    return mx.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # alone: no copy
-
-
-class _Member:
-    """One stream in (or waiting for) the batch: its state, and the queue its reader reads."""
-
-    def __init__(self, stepper: FrameStepper, prompt: PromptVectors, c0: mx.array, hidden: mx.array,
-                 last_step: int, ahead: int | None):
-        self.stepper, self.prompt, self.c0, self.hidden = stepper, prompt, c0, hidden
-        self.last_step, self.ahead = last_step, ahead
-        self.step = 0
-        self.results: queue.SimpleQueue = queue.SimpleQueue()
-        self.left = False  # set by the reader: drop at the next step boundary
-
-    def feeds(self) -> bool:
-        """Whether this step feeds a frame back (not on the budget's last draw)."""
-        return self.step + 1 < self.last_step
-
-    def queued_all(self) -> bool:
-        """Whether its last frame (the budget's) is queued already."""
-        return self.step >= self.last_step
-
-    def ready(self) -> bool:
-        """Whether its step can run now: its reader keeps up, and its text is there (or it has
-        failed or been cancelled, which the step finds out)."""
-        if self.stepper is None or self.queued_all():
-            return False
-        if self.ahead is not None and self.results.qsize() >= self.ahead:
-            return False
-        return not self.feeds() or self.prompt.ready(self.step)
-
-    def free(self) -> None:
-        self.stepper = self.c0 = self.hidden = None  # caches go with the stepper
-
-
-class _Reader:
-    """A stream's frames as its batch hands them over; closing it (or dropping it) takes the
-    stream out at the next step boundary, whether or not a frame was read."""
-
-    def __init__(self, engine: BatchEngine, member: _Member):
-        self._engine, self._member, self._done = engine, member, False
-
-    def __iter__(self) -> _Reader:
-        return self
-
-    def __next__(self) -> tuple[np.ndarray, bool]:
-        if self._done:
-            raise StopIteration
-        item = self._member.results.get()
-        self._engine._wake()  # a stream held back by its reader may go on
-        if isinstance(item, BaseException):
-            self.close()
-            raise item
-        if item[1]:
-            self.close()
-        return item
-
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            self._engine._leave(self._member)
-
-    def __del__(self):
-        self.close()
 
 
 class BatchEngine:
@@ -112,8 +44,8 @@ class BatchEngine:
         self._talker = weakref.ref(talker)  # the thread below must not keep a model alive
         self.max_batch = max_batch
         self._cond = threading.Condition()
-        self._waiting: list[_Member] = []  # prefilled, waiting for a place
-        self._active: list[_Member] = []
+        self._waiting: list[Member] = []  # prefilled, waiting for a place
+        self._active: list[Member] = []
         self._holds = 0
         self._closing = self._parked = False
         self.steps = 0  # batch steps run (for the benchmark and /health)
@@ -197,17 +129,17 @@ class BatchEngine:
         last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
         if last_step <= 0 or c0.item() == stepper.eos:
             return iter(())
-        member = _Member(stepper, prompt, c0, hidden, last_step, ahead)
+        member = Member(stepper, prompt, c0, hidden, last_step, ahead)
         with self._cond:
             self._waiting.append(member)
             self._cond.notify_all()
-        return _Reader(self, member)
+        return Reader(self, member)
 
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
-    def _leave(self, member: _Member) -> None:
+    def _leave(self, member: Member) -> None:
         with self._cond:
             member.left = True
             self._cond.notify_all()
@@ -232,7 +164,7 @@ class BatchEngine:
                     self._guarded(inflight[0], lambda _: self._finish(*inflight))
                 inflight, run, queued = queued, None, None
 
-    def _guarded(self, run: list[_Member], fn):
+    def _guarded(self, run: list[Member], fn):
         try:
             return fn(run)
         except BaseException as e:  # every stream in the step hears of it; the engine goes on
@@ -241,7 +173,7 @@ class BatchEngine:
                 self._fail(m, e)
             return None
 
-    def _next_batch(self, wait: bool) -> list[_Member]:
+    def _next_batch(self, wait: bool) -> list[Member]:
         """The streams that step next; with `wait`, waits until there is one."""
         with self._cond:
             while True:
@@ -271,18 +203,18 @@ class BatchEngine:
                 except BaseException as e:
                     self._fail(m, e)
 
-    def _drop(self, m: _Member) -> None:
+    def _drop(self, m: Member) -> None:
         for group in (self._active, self._waiting):
             if m in group:
                 group.remove(m)
         m.free()
 
-    def _fail(self, m: _Member, error: BaseException) -> None:
+    def _fail(self, m: Member, error: BaseException) -> None:
         with self._cond:
             self._drop(m)
         m.results.put(error)
 
-    def _queue(self, run: list[_Member]):
+    def _queue(self, run: list[Member]):
         """Builds one step for `run` and starts it; returns what `_finish` reads."""
         texts = {}
         for m in list(run):
@@ -296,8 +228,8 @@ class BatchEngine:
             return None
         talker = run[0].stepper.talker
         draw = RowDraw(tuple(m.stepper.sample_rest for m in run))
-        hidden = _cat([m.hidden for m in run])
-        c0 = _cat([m.c0 for m in run])
+        hidden = cat([m.hidden for m in run])
+        c0 = cat([m.c0 for m in run])
         keys = mx.stack([m.stepper.frame_keys for m in run], axis=1)
         frames = talker.predict_frames(hidden, c0, draw, keys)
         fed = [m for m in run if m.feeds()]
@@ -309,13 +241,13 @@ class BatchEngine:
             for j, m in enumerate(fed):
                 m.c0 = m.stepper.draw_c0(rows[j:j + 1], logits[j:j + 1])
                 m.hidden = hidden[j:j + 1]
-            drawn = _cat([m.c0 for m in fed])
+            drawn = cat([m.c0 for m in fed])
         for m in run:
             m.step += 1
         mx.async_eval(frames, *(m.hidden for m in fed), *((drawn,) if fed else ()))
         return run, frames, fed, drawn
 
-    def _finish(self, run: list[_Member], frames: mx.array, fed: list[_Member], drawn: mx.array | None) -> None:
+    def _finish(self, run: list[Member], frames: mx.array, fed: list[Member], drawn: mx.array | None) -> None:
         """Reads a step and hands each stream its frame; streams that end leave."""
         codes = np.array(frames)
         eos = dict(zip(map(id, fed), np.array(drawn).tolist())) if fed else {}

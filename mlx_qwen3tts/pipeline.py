@@ -128,7 +128,7 @@ class Frames:
 
     def _start_ahead(self) -> None:
         """Starts the next segment of a whole text, when fewer than `segments_ahead` are started."""
-        talker, config, request, text, guards, compiled = self._args
+        talker, config, request, text = self._args[:4]
         if self._generate_ahead is None or len(self._peeked) >= self._segments_ahead or not text.closed:
             return
         segment = next(self._source, None)

@@ -166,9 +166,9 @@ def test_a_hundred_requests_at_batch_four_keep_memory_flat(tts):
     for round_ in range(25):
         with engine.held():  # four at a time, in one batch
             threads, _, errors = on_threads([
-                lambda i=i: tts.generate_codes("short one", speaker="vivian", seed=round_ * 4 + i,
+                lambda i=i, r=round_: tts.generate_codes("short one", speaker="vivian", seed=r * 4 + i,
                                                max_new_tokens=6, guards=False) for i in range(4)])
-            wait_for(lambda: engine.queued == 4 or errors)
+            wait_for(lambda e=errors: engine.queued == 4 or e)
         for t in threads:
             t.join(60)
         assert not errors, errors
