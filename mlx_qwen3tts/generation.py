@@ -88,6 +88,7 @@ class FrameStepper:
         self.sample_c0 = Sampler(sampling.do_sample, sampling.temperature, sampling.top_k, sampling.top_p)
         sample_rest = Sampler(sampling.subtalker_dosample, sampling.subtalker_temperature,
                               sampling.subtalker_top_k, sampling.subtalker_top_p)
+        self.sample_rest = sample_rest
         self.key = mx.random.key(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
         self.cache = [KVCache() for _ in talker.model.layers]
         if compiled:
@@ -114,6 +115,18 @@ class FrameStepper:
         c0 = self.sample_c0(self.processor(logits[:, -1]), self._next_keys())
         return c0, hidden[:, -1:]
 
+    def settle(self, *arrays: mx.array) -> None:
+        """Evaluates the stepper's state (and `arrays`): a graph cannot move to another thread,
+        evaluated arrays can."""
+        p = self.processor
+        mx.eval(*arrays, self.key, self._frame_keys, p._seen, p._suppress, p._no_eos,
+                [(c.keys, c.values) for c in self.cache])
+
+    @property
+    def frame_keys(self) -> mx.array:
+        """The code predictor's keys (15, 2) for the frame to come."""
+        return self._frame_keys
+
     def code_predictor(self, hidden: mx.array, c0: mx.array) -> mx.array:
         """The frame (1, 16) whose codebook 0 is `c0`."""
         return self.predict(hidden, c0, self._frame_keys)
@@ -121,8 +134,12 @@ class FrameStepper:
     def talker_step(self, frame: mx.array, step: int) -> tuple[mx.array, mx.array]:
         """Feeds frame `step` back; returns the next codebook-0 draw and its hidden state."""
         logits, hidden = self.talker.feed(frame, self.prompt.text_at(step), self.cache)
+        return self.draw_c0(frame, logits), hidden
+
+    def draw_c0(self, frame: mx.array, logits: mx.array) -> mx.array:
+        """Records fed-back `frame` (1, 16) and draws the next codebook 0 (1,) from `logits` (1, V)."""
         self.processor.update(frame[:, 0])
-        return self.sample_c0(self.processor(logits), self._next_keys()), hidden
+        return self.sample_c0(self.processor(logits), self._next_keys())
 
 
 def generate_frames(talker: Talker, prompt: PromptVectors, sampling: SamplingConfig,

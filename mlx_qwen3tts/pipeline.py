@@ -20,6 +20,7 @@ belong to the fault (`bad_frames` on the segment's last frame) have been streame
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -58,11 +59,22 @@ class Frames:
     """The frames of a request, segment after segment, with one way back: `end_segment`.
 
     `text` is the request's `TextFeed`; cancelling it stops generation within one frame.
+    `generate(prompt, sampling, seed)` runs a segment's frame loop (a batch's, say); by default
+    `generate_frames` on this thread. With `generate_ahead` (a loop that starts when called and
+    runs without waiting for its reader), a whole text's next `segments_ahead` segments start
+    while the current one runs, one more after each frame, and are read in their turn: each
+    segment's codes do not depend on the others'.
     """
 
     def __init__(self, talker: Talker, config: ModelConfig, request: Request, text, guards: Guards,
-                 compiled: bool = True):
+                 compiled: bool = True, generate=None, generate_ahead=None, segments_ahead: int = 0):
         self._args = (talker, config, request, text, guards, compiled)
+        self._generate = generate or (lambda prompt, sampling, seed: generate_frames(talker, prompt, sampling,
+                                                                                     seed, compiled))
+        self._generate_ahead, self._segments_ahead = generate_ahead, segments_ahead
+        self._source: Iterator | None = None  # the text's segments
+        self._peeked: deque = deque()  # segments taken from the source ahead of their turn
+        self._started: dict = {}  # their loops, by segment index
         self._stop: tuple[str, int] | None = None
         self._gen = self._frames()
 
@@ -82,10 +94,12 @@ class Frames:
     def _segment(self, segment, utterance_faults: list[str]) -> Iterator[Frame]:
         """One segment's frames; the last one marks the end (a marker when there are none)."""
         talker, config, request, text, guards, compiled = self._args
-        prompt = segment_prompt(talker, config, request, segment)
         guard = FrameGuard(guards, lambda: guards.budget(segment.known)) if guards.enabled else None
         limit = request.sampling.max_new_tokens - 1  # the last draw gets no residual codes
-        loop = generate_frames(talker, prompt, request.sampling, request.seed_of(segment.index), compiled)
+        loop = self._started.pop(segment.index, None)
+        if loop is None:
+            prompt = segment_prompt(talker, config, request, segment)
+            loop = self._generate(prompt, request.sampling, request.seed_of(segment.index))
         codes, fault, ended, self._stop = None, None, "eos", None
         try:
             for count, (frame, last) in enumerate(loop, start=1):
@@ -99,6 +113,7 @@ class Frames:
                     ended = fault[0] if fault else ("max_new_tokens" if count >= limit else "eos")
                     break
                 yield Frame(codes, -1, segment.index, segment.utterance)
+                self._start_ahead()
         finally:
             loop.close()
         if fault:
@@ -111,12 +126,36 @@ class Frames:
         yield Frame(codes, -1, segment.index, segment.utterance, True, segment.ends_utterance, is_last,
                     reason if segment.ends_utterance or is_last else None, fault[1] if fault else 0)
 
+    def _start_ahead(self) -> None:
+        """Starts the next segment of a whole text, when fewer than `segments_ahead` are started."""
+        talker, config, request, text = self._args[:4]
+        if self._generate_ahead is None or len(self._peeked) >= self._segments_ahead or not text.closed:
+            return
+        segment = next(self._source, None)
+        if segment is None:
+            return
+        self._peeked.append(segment)
+        prompt = segment_prompt(talker, config, request, segment)
+        self._started[segment.index] = self._generate_ahead(prompt, request.sampling,
+                                                            request.seed_of(segment.index))
+
+    def _in_turn(self) -> Iterator:
+        """The text's segments in order: those started ahead first."""
+        while True:
+            if self._peeked:
+                yield self._peeked.popleft()
+            elif (segment := next(self._source, None)) is not None:
+                yield segment
+            else:
+                return
+
     def _frames(self) -> Iterator[Frame]:
         talker, config, request, text, guards, compiled = self._args
         index, utterance, faults, reason, open_utterance = 0, -1, [], "eos", False
+        self._source = text.segments()
         with wired_limit(generation_stream()):
             try:
-                for segment in text.segments():
+                for segment in self._in_turn():
                     if segment.utterance != utterance:
                         utterance, faults = segment.utterance, []
                     for frame in self._segment(segment, faults):
@@ -130,6 +169,10 @@ class Frames:
                     raise ValueError("text is empty: it has no letters or digits to speak")
             except Cancelled:
                 reason = "cancelled"
+            finally:
+                for loop in self._started.values():  # segments started ahead and never reached
+                    loop.close()
+                self._started.clear()
             # The input ended (or was cancelled) after the last frame went out: an end marker.
             yield Frame(None, index, -1, utterance, True, open_utterance, True, reason)
 

@@ -14,10 +14,12 @@ import numpy as np
 
 from . import worker
 from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .batch import BatchEngine
 from .checks import OptionError
 from .codec import chunked_decode
 from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
+from .decoders import DecoderPool
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .models.qwen3_tts import Model
@@ -35,6 +37,7 @@ from .voice import Voice, clone
 logger = logging.getLogger(__name__)
 
 Text = str | TextFeed | Iterable[str]
+DEFAULT_SEGMENTS_AHEAD = 2
 
 
 def _stack(frames) -> np.ndarray:
@@ -42,12 +45,21 @@ def _stack(frames) -> np.ndarray:
     return np.stack(rows).astype(np.int32) if rows else np.zeros((0, 16), np.int32)
 
 
+def _returning(chunks: Iterator[AudioChunk], done: Callable[[], None]) -> Iterator[AudioChunk]:
+    """`chunks`, then `done()` once they are over (exhausted, failed or closed)."""
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+        done()
+
+
 class TTS:
     """A loaded Qwen3-TTS checkpoint: make codes (and, with the codec, audio) from text.
 
     Every method may be called from any thread, and a stream made on one thread may be read on
-    another: the model's work runs on a thread of the TTS's own. One generation runs at a time;
-    the others wait their turn.
+    another: the model's work runs on a thread of the TTS's own. Generations running at the same
+    time advance together as one batch (`batch`), each with exactly the codes it would get alone.
     """
 
     def __init__(self, model: Model, tokenizer: TextTokenizer, sampling: SamplingConfig,
@@ -60,8 +72,11 @@ class TTS:
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
         self._worker = worker.shared()
-        self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._engine: BatchEngine | None = None
+        # A long text's next segments run in the batch beside the one being heard (same codes).
+        self.segments_ahead = DEFAULT_SEGMENTS_AHEAD
+        self._engine_lock = threading.Lock()
+        self._decoders = None if speech_decoder is None else DecoderPool(speech_decoder)
 
     @property
     def kind(self) -> str:
@@ -136,37 +151,41 @@ class TTS:
 
     # -- the generation thread ---------------------------------------------------------------
 
-    def _acquire(self) -> None:
-        # One generation at a time: other threads wait their turn; the same thread starting a
-        # second one while its stream is open would wait for itself for ever.
-        if self._owner == threading.get_ident():
-            raise RuntimeError("this TTS is already generating in this thread: finish or close the open "
-                               "stream first")
-        self._lock.acquire()
-        self._owner = threading.get_ident()
+    @property
+    def batch(self) -> BatchEngine:
+        """The batch every generation of this TTS runs in (`batch.max_batch` streams at most
+        step together; more wait for a place)."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = BatchEngine(self.model.talker)
+            return self._engine
 
     def _release(self) -> None:
-        self._owner = None
-        self._lock.release()
         # Transients of a request (an offline decode's window can be a GB) go back to the system.
         self._worker.call(mx.clear_cache)
 
     def _run(self, make: Callable[[], Iterator], feed: TextFeed | None = None) -> Iterator:
-        return self._worker.iterate(make, before=self._acquire, after=self._release,
-                                    cancel=None if feed is None else feed.cancel)
+        return self._worker.iterate(make, after=self._release, cancel=None if feed is None else feed.cancel)
 
     def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
-        return Frames(self.model.talker, self.config, request, feed, guards)
+        engine = self.batch
+        return Frames(self.model.talker, self.config, request, feed, guards,
+                      generate=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed),
+                      generate_ahead=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed, ahead=None),
+                      segments_ahead=self.segments_ahead)
 
     def _chunks(self, request: Request, feed: TextFeed, options: SpeechOptions, started: float,
                 trim: bool) -> Iterator[AudioChunk]:
         """The one path from frames to audio: `stream` and `generate` decode through it."""
         guards = options.guards
         frames = self._frames(request, feed, guards)
-        chunks = decode_chunks(self._decoder(), frames, options.chunk_frames, started, request.ref_codes)
+        self._decoder()  # fails now without a speech tokenizer
+        decoder = self._decoders.take()  # a stream's decoder state is its own
+        chunks = decode_chunks(decoder, frames, options.chunk_frames, started, request.ref_codes)
         chunks = stop_on_silence(chunks, guards, frames) if guards.enabled else chunks
         chunks = trim_quiet(chunks, guards.silence_rms) if trim else chunks
-        return chunks if options.speed == 1.0 else time_scaled(chunks, options.speed)
+        chunks = chunks if options.speed == 1.0 else time_scaled(chunks, options.speed)
+        return _returning(chunks, lambda: self._decoders.give(decoder))
 
     # -- generation ------------------------------------------------------------------------
 

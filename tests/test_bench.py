@@ -214,3 +214,22 @@ def test_the_mlx_audio_child_imports_the_real_mlx_audio(tmp_path):
                            env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
                            timeout=120)
     assert "stand-in mlx_audio reached" in child.stderr, child.stderr[-2000:]
+
+
+def test_bench_batch_prints_the_figures_per_size(tiny, tmp_path, capsys):
+    out = tmp_path / "batch.json"
+    assert main(["--model", str(tiny), "--dtype", "float32", "--batch", "1", "2", "--batch-frames", "4", "--runs", "1",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "frames/s" in text and "joining an idle engine" in text and "single-stream loop" in text
+    sizes = json.loads(out.read_text())["results"][0]["batch"]["sizes"]
+    assert sorted(sizes) == ["1", "2"] and sizes["1"]["speedup"] == 1.0 and sizes["2"]["frames_per_s"] > 0
+
+
+def test_small_m_paths_compute_the_same_products():
+    from mlx_qwen3tts.bench.small_m import measure, paths
+
+    if "small_m" not in paths():
+        pytest.skip("no C compiler here: the small-M kernel is optional")
+    result = measure([1, 3, 5], matrices=2, n=96, k=40, rounds=1)  # raises on a wrong product
+    assert set(result["small_m"]) == {1, 3, 5}

@@ -63,6 +63,31 @@ def test_eight_clients_at_once_each_get_their_own_audio(tts, references):
         assert others and not any(np.allclose(audio, references[j], atol=4 * PCM16) for j in others)
 
 
+def test_requests_share_the_batch_and_the_queue_forms_beyond_it(tts, references):
+    results: dict[int, bytes] = {}
+
+    def client(i: int, server) -> None:
+        results[i] = post(server, *CLIENTS[i]).content
+
+    with LiveServer(tts, max_queue=len(CLIENTS), max_batch=4) as server:
+        with tts.batch.held():  # four prefill and wait to step together; four more queue
+            threads = [threading.Thread(target=client, args=(i, server)) for i in range(len(CLIENTS))]
+            for t in threads:
+                t.start()
+            wait_for(lambda: tts.batch.queued == 4 and server.state.scheduler.waiting == 4, 60,
+                     "four requests in the batch and four in the queue")
+            health = httpx.get(f"{server.url}/health", timeout=10).json()
+            assert health["batch"] == {"max": 4, "jobs": 4, "streams": 0} and health["waiting"] == 4
+            assert health["busy"] is True
+        for t in threads:
+            t.join(120)
+        assert httpx.get(f"{server.url}/health", timeout=10).json()["batch"]["jobs"] == 0
+    assert tts.batch.widest >= 4
+    assert sorted(results) == list(range(len(CLIENTS)))
+    for i, body in results.items():  # each its own audio, as alone
+        np.testing.assert_allclose(decode(body, "pcm"), references[i], atol=PCM16)
+
+
 def test_the_queue_serves_in_arrival_order_and_past_its_size_answers_503(tts, references):
     with LiveServer(tts, max_queue=3, ws_idle_seconds=60) as server, Socket(server) as ws:
         ws.send("session.config", voice="vivian", **OPTIONS)

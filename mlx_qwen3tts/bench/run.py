@@ -160,7 +160,7 @@ def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, inst
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlx-qwen3tts bench", description=__doc__.split("\n")[0])
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()  # one of them, but for --small-m
     source.add_argument("--model", help="checkpoint folder or Hugging Face repo id")
     source.add_argument("--make-checkpoint", choices=["tiny", "0.6b", "1.7b"],
                         help="write (once, then reuse) a random checkpoint of this size and benchmark it")
@@ -189,6 +189,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="give mlx-audio this package's sgemv forwarder too (Linux), to compare the loops alone")
     p.add_argument("--live", action="store_true",
                    help="also time live text (word by word) against the whole text, in both prompt layouts")
+    p.add_argument("--batch", nargs="+", type=int, metavar="N",
+                   help="concurrent streams in one batch instead of the single-stream figures: aggregate "
+                        "frames/s, per-stream ms/frame, time to first frame (e.g. --batch 1 2 4 8)")
+    p.add_argument("--batch-frames", type=int, default=24, help="frames per stream for --batch (default 24)")
+    p.add_argument("--small-m", action="store_true",
+                   help="only time x @ W.T for 1, 2, 4, 8 and 16 rows by BLAS path (Linux; no checkpoint)")
     p.add_argument("--json", dest="json_out", help="write the figures to this JSON file")
     p.add_argument("--device-report", action="store_true",
                    help="also print, per configuration, weight bytes read per frame, the bandwidth the "
@@ -196,11 +202,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _batch(tts, dtype: str | None, bits: int | None, args) -> tuple[dict, list[dict]]:
+    from .batch import batch_benchmark, format_batch
+
+    out = batch_benchmark(tts, args.batch, args.batch_frames, args.runs, args.speaker)
+    label = f"{dtype or 'stored dtype'}{f' q{bits}' if bits else ''}"
+    print(format_batch(f"{tts.kind} {tts.config.tts_model_size}, {label}, {args.batch_frames} frames a stream, "
+                       f"median of {args.runs}", out))
+    result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind, "size": tts.config.tts_model_size,
+              "dtype": dtype, "quantization": bits, "batch": out}
+    return result, []
+
+
 def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[dict]]:
     from ..loading import load
 
     tts = load(model, dtype=dtype)
     layers = quantize(tts, bits) if bits else None
+    if args.batch:
+        return _batch(tts, dtype, bits, args)
     out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
                     frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
     if args.live:
@@ -233,6 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.floor_reps < 1:
         print("error: --floor-reps must be at least 1", file=sys.stderr)
         return 1
+    if args.small_m:
+        from .small_m import measure, table
+
+        rows = [1, 2, 4, 8, 16]
+        print(table(measure(rows, rounds=args.runs), rows))
+        return 0
+    if not (args.model or args.make_checkpoint):
+        _parser().error("one of the arguments --model --make-checkpoint is required")
     results, runs, skipped = [], {}, []
     try:
         if args.json_out and not Path(args.json_out).expanduser().parent.is_dir():
@@ -274,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     first = results[0]
+    if args.batch:
+        if args.json_out:
+            Path(args.json_out).expanduser().write_text(json.dumps({"results": results}, indent=2))
+        return 0
     print(format_table(f"{first['kind']} {first['size']}, {args.frames} frames, median of {args.runs}", results))
     for s in skipped:
         print(f"{s['stack']}: skipped: {s['reason']}")

@@ -6,7 +6,8 @@ new Xeon and falls back to its generic SSE3 kernels, 3-4x slower than the AVX-51
 
 A third: MLX sends matrix-vector products (every generated token's) to sgemm, which OpenBLAS
 before 0.3.28 runs at half the speed of sgemv. `gemv_forward.c`, built once with the system C
-compiler and preloaded ahead of OpenBLAS, forwards them to sgemv.
+compiler and preloaded ahead of OpenBLAS, forwards them to sgemv; and products of a few rows
+(a batch of streams) to `small_m.c`, which reads the weights once for all rows.
 
 A command started from the command line restarts itself with all three fixed (once, before it
 loads anything; `MLX_QWEN3TTS_NO_RESTART=1` turns that off); the library warns once with the fix.
@@ -31,6 +32,7 @@ _REEXEC_MARK = "MLX_QWEN3TTS_BLAS_CHECKED"
 _NO_RESTART = "MLX_QWEN3TTS_NO_RESTART"  # set to 1: a command never restarts itself
 _NO_FORWARD = "MLX_QWEN3TTS_NO_GEMV_FORWARD"  # set to 1 to leave sgemm calls alone
 _SHIM_SOURCE = Path(__file__).with_name("gemv_forward.c")
+_SHIM_SOURCES = (_SHIM_SOURCE, Path(__file__).with_name("small_m.c"))
 _checked = False
 
 # OpenBLAS core names with AVX-512 (or better) kernels, and with AVX2 kernels.
@@ -63,9 +65,9 @@ def _compiler() -> str | None:
 
 def gemv_forward_library(cache: Path | None = None) -> str | None:
     """`gemv_forward.c` built for this machine (once, then cached); None without a C compiler."""
-    if os.environ.get(_NO_FORWARD) or not _SHIM_SOURCE.exists():
+    if os.environ.get(_NO_FORWARD) or not all(p.exists() for p in _SHIM_SOURCES):
         return None
-    source = _SHIM_SOURCE.read_bytes()
+    source = b"".join(p.read_bytes() for p in _SHIM_SOURCES)
     cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mlx-qwen3tts"
     lib = cache / f"libmlx_qwen3tts_gemv-{hashlib.sha256(source).hexdigest()[:12]}.so"
     if lib.exists():
@@ -77,8 +79,9 @@ def gemv_forward_library(cache: Path | None = None) -> str | None:
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             out = Path(tmp) / lib.name
-            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(out), str(_SHIM_SOURCE), "-ldl"],
-                           check=True, capture_output=True, timeout=60)
+            # No -ffast-math: the small-M kernel's sums must keep their order. Its helpers are pthreads.
+            subprocess.run([cc, "-O3", "-pthread", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(out),
+                            *map(str, _SHIM_SOURCES), "-ldl"], check=True, capture_output=True, timeout=60)
             out.replace(lib)  # atomic: a concurrent build cannot leave half a library behind
     except (OSError, subprocess.SubprocessError) as e:
         logger.debug("could not build the sgemv forwarder: %s", e)

@@ -1,14 +1,20 @@
-/* Preloaded ahead of OpenBLAS on Linux: sends matrix-vector products to sgemv.
+/* Preloaded ahead of OpenBLAS on Linux: sends small products to faster paths.
  *
  * MLX's CPU backend calls cblas_sgemm for every matmul. One generated token makes every
  * product a matrix times a vector, and OpenBLAS before 0.3.28 runs those through its GEMM
- * path, which packs the whole weight matrix first: half the speed of cblas_sgemv. Every other
- * call goes to OpenBLAS's own cblas_sgemm unchanged.
+ * path, which packs the whole weight matrix first: half the speed of cblas_sgemv. A batch of
+ * streams makes them a few rows times the weights (`x @ W.T`), which OpenBLAS's sgemm runs no
+ * faster per row: those, one row included, go to `small_m.c`, so that a row's result is the
+ * same alone as in a batch. Every other call goes to OpenBLAS's own cblas_sgemm unchanged.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+enum { SMALL_M_ROWS = 64 };  /* up to this many rows, the small-M kernel streams the weights once */
+
+void small_m_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *w, int ldw, float beta,
+                  float *c, int ldc);
 
 typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
                          float, float *, int);
@@ -34,6 +40,10 @@ void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, co
                  const float *b, int ldb, float beta, float *c, int ldc) {
     resolve();
     int simple = order == ROW_MAJOR && (ta == NO_TRANS || ta == TRANS) && (tb == NO_TRANS || tb == TRANS);
+    if (order == ROW_MAJOR && ta == NO_TRANS && tb == TRANS && k > 0 && m >= 1 && m <= SMALL_M_ROWS && n >= 1) {
+        small_m_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     if (next_sgemv && simple && k > 0 && m == 1 && n > 1) {
         /* c (1 x n) = a (1 x k) . op(b) (k x n): c = op(b)^T a. */
         int inca = ta == NO_TRANS ? 1 : lda;

@@ -11,6 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from ..config import TalkerConfig
+from .batched import stack_step
 from .code_predictor import CodePredictor
 from .layers import DecoderStack, FrameCache
 
@@ -78,6 +79,23 @@ class Talker(nn.Module):
         next codebook-0 logits `(B, V)` and their hidden state `(B, 1, D)`."""
         logits, hidden = self((self.embed_frame(frame) + text)[:, None], cache)
         return logits[:, -1], hidden
+
+    def feed_streams(self, frames: mx.array, texts: mx.array, caches: list[list]) -> tuple[mx.array, mx.array]:
+        """`feed` for several streams at once: frames `(B, 16)`, their text-side vectors `(B, D)`,
+        row i with its own caches `caches[i]`; each row's result is what `feed` gives it alone."""
+        hidden = stack_step(self.model, (self.embed_frame(frames) + texts)[:, None], caches)
+        return self.codec_head(hidden)[:, -1], hidden
+
+    def predict_frames(self, hidden: mx.array, c0: mx.array, draw: Callable[[mx.array, mx.array], mx.array],
+                       keys: mx.array) -> mx.array:
+        """`predict_frame` for several streams: hidden `(B, 1, D)`, `c0` `(B,)`, keys `(15, B, 2)`,
+        where `draw(logits (B, V), keys (B, 2))` draws each row as its stream would alone.
+
+        Not compiled: a trace would be needed for every batch make-up, and MLX's tracing is
+        process-wide, so tracing on the batch's thread would corrupt the graphs other threads
+        (a stream's prefill) build meanwhile."""
+        cache = [FrameCache(self.config.code_predictor.num_code_groups) for _ in self.code_predictor.model.layers]
+        return self.predict_frame(hidden, c0, cache, draw, keys)
 
     def predict_frame(self, hidden: mx.array, c0: mx.array, cache: list,
                       draw: Callable[[mx.array, mx.array | None], mx.array], keys: mx.array | None) -> mx.array:

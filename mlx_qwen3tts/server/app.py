@@ -49,7 +49,9 @@ def create_app(settings: Settings, tts=None) -> FastAPI:
             return JSONResponse({"status": status, "model": settings.model_id, "error": state.load_error},
                                 status_code=503)
         return {"status": "ok", "model": settings.model_id, "kind": state.tts.kind,
-                "busy": state.scheduler.busy, "waiting": state.scheduler.waiting}
+                "busy": state.scheduler.busy, "waiting": state.scheduler.waiting,
+                "batch": {"max": state.scheduler.max_batch, "jobs": state.scheduler.in_use,
+                          "streams": state.tts.batch.in_use}}
 
     def model_entry() -> dict:
         tts = state.require_tts()

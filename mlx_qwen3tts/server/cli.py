@@ -22,6 +22,9 @@ import threading
 from pathlib import Path
 
 API_KEY_ENV = "MLX_QWEN3TTS_API_KEY"
+# Four streams in one batch make about as many frames a second as the machine allows on a
+# 2-core CPU (bench --batch); on Apple GPUs a larger batch still pays, --max-batch raises it.
+DEFAULT_MAX_BATCH = 4
 log = logging.getLogger("mlx_qwen3tts.server")
 
 
@@ -54,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the voice for requests that name none; on a Base model, the registered voice that "
                         "OpenAI's voice names (alloy, ash, ...) speak with")
     p.add_argument("--max-queue", type=int, default=d.max_queue,
-                   help=f"requests that may wait behind the one running; more get 503 (default {d.max_queue})")
+                   help=f"requests that may wait behind the ones running; more get 503 (default {d.max_queue})")
+    p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+                   help="requests and WebSocket sessions that run at once, as one batch; the queue forms "
+                        f"beyond it (default {DEFAULT_MAX_BATCH})")
     p.add_argument("--max-input-chars", type=int, default=d.max_input_chars,
                    help=f"longest input per request or WebSocket utterance (default {d.max_input_chars})")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / (1 << 20),
@@ -126,13 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --max-queue must be 0 or more; --max-input-chars, --max-upload-mb and --ws-idle above 0",
               file=sys.stderr)
         return 2
+    if args.max_batch < 1:
+        print("error: --max-batch must be 1 or more (1 runs one request at a time)", file=sys.stderr)
+        return 2
     try:
         aliases = tuple(parse_alias(text) for text in args.voice_alias)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     settings = Settings(model_id=args.model_id or model_name(args.model), api_key=args.api_key or None,
-                        voices_dir=args.voices, max_queue=args.max_queue, max_input_chars=args.max_input_chars,
+                        voices_dir=args.voices, max_queue=args.max_queue, max_batch=args.max_batch,
+                        max_input_chars=args.max_input_chars,
                         max_upload_bytes=int(args.max_upload_mb * (1 << 20)), ws_idle_seconds=args.ws_idle,
                         cors_origins=tuple(args.cors_origin), voice_aliases=aliases,
                         default_voice=args.default_voice)

@@ -1,10 +1,10 @@
-"""The one model, lent to one job at a time in arrival order.
+"""The one model, lent to up to `max_batch` jobs at once (they run as one batch), in arrival order.
 
 Everything that runs the model (an HTTP speech request, a voice upload, a WebSocket session
-while it has text to speak) takes a `Turn` and holds it alone; the others wait in a bounded
-first-come-first-served queue, and one more than it holds is refused (`QueueFull`, a 503).
-A holder that can let go early (a WebSocket session between utterances) watches `Turn.wanted`,
-set as soon as anyone is waiting behind it.
+while it has text to speak) takes a `Turn`; beyond `max_batch` holders the others wait in a
+bounded first-come-first-served queue, and one more than it holds is refused (`QueueFull`, a
+503). A holder that can let go early (a WebSocket session between utterances) watches
+`Turn.wanted`, set as soon as anyone is waiting behind it.
 """
 
 from __future__ import annotations
@@ -41,38 +41,47 @@ class Turn:
 
 
 class Scheduler:
-    """A FIFO lock over the model with at most `max_queue` waiters; event-loop only."""
+    """A FIFO semaphore over the model, `max_batch` holders and at most `max_queue` waiters;
+    event-loop only."""
 
-    def __init__(self, max_queue: int):
+    def __init__(self, max_queue: int, max_batch: int = 1):
         if max_queue < 0:
             raise ValueError(f"max_queue must be 0 or more, got {max_queue}")
-        self.max_queue = max_queue
-        self._holder: Turn | None = None
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be 1 or more, got {max_batch}")
+        self.max_queue, self.max_batch = max_queue, max_batch
+        self._holders: list[Turn] = []
         self._waiters: deque[tuple[asyncio.Future, Turn]] = deque()
         self._held_seconds = 2.0  # running mean of how long a job holds the model, for Retry-After
 
     @property
     def busy(self) -> bool:
-        return self._holder is not None
+        """Whether every place in the batch is taken."""
+        return len(self._holders) >= self.max_batch
+
+    @property
+    def in_use(self) -> int:
+        return len(self._holders)
 
     @property
     def waiting(self) -> int:
         return sum(1 for future, _ in self._waiters if not future.done())
 
     def retry_after(self) -> int:
-        """Seconds until a place is likely free: the queue ahead times the mean hold, at least 1."""
-        return max(1, math.ceil(self._held_seconds * (self.waiting + 1)))
+        """Seconds until a place is likely free: the queue ahead times the mean hold (shared by
+        the batch's places), at least 1."""
+        return max(1, math.ceil(self._held_seconds * (self.waiting + 1) / self.max_batch))
 
     async def acquire(self, label: str) -> Turn:
-        turn = Turn(label, time.perf_counter(), self.waiting + (self._holder is not None))
-        if self._holder is None and not self.waiting:
+        turn = Turn(label, time.perf_counter(), self.waiting + len(self._holders))
+        if not self.busy and not self.waiting:
             return self._grant(turn)
         if self.waiting >= self.max_queue:
             raise QueueFull(self.waiting, self.retry_after())
         future = asyncio.get_running_loop().create_future()
         self._waiters.append((future, turn))
-        if self._holder is not None:
-            self._holder.wanted.set()
+        for holder in self._holders:
+            holder.wanted.set()
         try:
             return await future
         except asyncio.CancelledError:
@@ -83,12 +92,12 @@ class Scheduler:
             raise
 
     def release(self, turn: Turn) -> None:
-        """Ends `turn` (again is a no-op) and hands the model to the first live waiter."""
-        if turn is not self._holder:
+        """Ends `turn` (again is a no-op) and hands its place to the first live waiter."""
+        if turn not in self._holders:
             return
         held = time.perf_counter() - turn.granted
         self._held_seconds = 0.8 * self._held_seconds + 0.2 * held
-        self._holder = None
+        self._holders.remove(turn)
         while self._waiters:
             future, waiter = self._waiters.popleft()
             if not future.done():
@@ -97,7 +106,7 @@ class Scheduler:
 
     def _grant(self, turn: Turn) -> Turn:
         turn.granted = time.perf_counter()
-        self._holder = turn
+        self._holders.append(turn)
         if self.waiting:
             turn.wanted.set()
         return turn

@@ -25,7 +25,8 @@ class Settings:
     model_id: str = "qwen3-tts"
     api_key: str | None = None
     voices_dir: Path | None = None
-    max_queue: int = 8  # jobs waiting behind the one running; one more is a 503
+    max_queue: int = 8  # jobs waiting behind the ones running; one more is a 503
+    max_batch: int = 1  # jobs that run at once, as one batch (`serve` picks its own default)
     max_input_chars: int = 4096  # per HTTP request, and per utterance on the WebSocket
     max_body_bytes: int = 1 << 20  # JSON bodies
     max_upload_bytes: int = 20 << 20  # reference audio for a voice
@@ -72,9 +73,10 @@ class ServerState:
 
     def __init__(self, settings: Settings, tts=None):
         self.settings = settings
-        self.scheduler = Scheduler(settings.max_queue)
-        # Pumps for the streams (see generation.py): one runs at a time, a second may be closing.
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mlx-qwen3tts-server")
+        self.scheduler = Scheduler(settings.max_queue, settings.max_batch)
+        # Pumps for the streams (see generation.py): one per place in the batch, as many closing.
+        self.executor = ThreadPoolExecutor(max_workers=2 * settings.max_batch + 2,
+                                           thread_name_prefix="mlx-qwen3tts-server")
         self.records: deque[Record] = deque(maxlen=256)
         self.tts = None
         self.registry: VoiceRegistry | None = None
@@ -86,6 +88,7 @@ class ServerState:
     def set_model(self, tts) -> None:
         self.registry = VoiceRegistry(tts.kind, tts.speakers, self.settings.voices_dir)
         self.voices = Voices(self.registry, self.settings.voice_aliases, self.settings.default_voice)
+        tts.batch.max_batch = self.settings.max_batch
         self.tts = tts
 
     def require_tts(self):

@@ -1,0 +1,162 @@
+"""`bench --batch 1 2 4 8`: concurrent streams in one batch against one stream alone.
+
+Per batch size, the streams start together (prefilled, then released in one step) and run a
+fixed greedy budget; per round every size runs once, interleaved with the single-stream loop
+(`generate_frames`, no engine), so all see the same machine load. Reported per size: aggregate
+frames/s and its ratio to batch 1, per-stream ms/frame, and time to first audio for a stream
+joining an idle engine and one joining a full batch (with that stream's own prefill time, so
+the wait for the batch shows apart).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import mlx.core as mx
+import numpy as np
+
+from ..batch import BatchEngine
+from ..generation import FrameStepper, generate_frames
+
+TEXTS = (
+    "Hello there. This is a short benchmark sentence, read out loud at an even pace.",
+    "A second voice reads another line, a little longer than the first one is.",
+    "Numbers too: three, fourteen, one hundred and fifty nine.",
+    "The last of the texts, so that prompts differ in length across the batch.",
+)
+
+
+def _prepared(tts, n: int, frames: int, speaker: str | None):
+    kw = {"temperature": 0, "subtalker_temperature": 0, "max_new_tokens": frames + 1, "seed": 0}
+    if tts.kind == "custom_voice":
+        kw["speaker"] = speaker or tts.speakers[0]
+    elif tts.kind == "voice_design":
+        kw["instruct"] = "A calm, clear adult voice."
+    out = [tts.prepare(TEXTS[i % len(TEXTS)], **kw) for i in range(n)]
+    mx.eval([p.prompt.prefill for p in out])  # made here, used on the streams' threads
+    return out
+
+
+def _solo(tts, prepared) -> float:
+    """ms/frame of the single-stream loop, steady state."""
+    stamps = []
+    for frame, _ in generate_frames(tts.model.talker, prepared.prompt, prepared.sampling, prepared.seed):
+        np.asarray(frame)
+        stamps.append(time.perf_counter())
+    return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1) * 1e3
+
+
+def _together(engine: BatchEngine, prepared: list) -> dict:
+    """All `prepared` streams started in one step; aggregate and per-stream figures."""
+    stamps: list[list[float]] = [[] for _ in prepared]
+    errors = []
+
+    def read(i):
+        try:
+            p = prepared[i]
+            for _ in engine.frames(p.prompt, p.sampling, p.seed):
+                stamps[i].append(time.perf_counter())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(prepared))]
+    with engine.held():
+        for t in threads:
+            t.start()
+        while engine.queued < len(prepared) and not errors and any(t.is_alive() for t in threads):
+            time.sleep(0.002)
+        start = time.perf_counter()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    frames = sum(len(s) for s in stamps)
+    end = max(s[-1] for s in stamps)
+    per_stream = [(s[-1] - s[0]) / max(len(s) - 1, 1) * 1e3 for s in stamps]
+    return {"frames_per_s": frames / (end - start), "ms_per_frame": statistics.mean(per_stream)}
+
+
+def _first_frame(engine: BatchEngine, prepared) -> tuple[float, float]:
+    """(seconds to a stream's first frame, its own prefill's seconds), on the calling thread."""
+    start = time.perf_counter()
+    frames = engine.frames(prepared.prompt, prepared.sampling, prepared.seed)
+    next(frames)
+    first = time.perf_counter() - start
+    frames.close()
+    stepper = FrameStepper(engine.talker, prepared.prompt, prepared.sampling, prepared.seed)
+    start = time.perf_counter()  # its prefill alone, timed the same way
+    mx.eval(*stepper.prefill())
+    return first, time.perf_counter() - start
+
+
+def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, float]:
+    """A stream joining a batch of `running` streams in full flow."""
+    stop = threading.Event()
+
+    def read(p):
+        for _ in engine.frames(p.prompt, p.sampling, p.seed):
+            if stop.is_set():
+                return
+
+    threads = [threading.Thread(target=read, args=(p,)) for p in running]
+    for t in threads:
+        t.start()
+    while engine.in_use < len(running):
+        time.sleep(0.002)
+    time.sleep(0.05)
+    try:
+        return _first_frame(engine, joiner)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, speaker: str | None = None) -> dict:
+    """Figures per batch size (see the module's docstring), medians over `rounds`."""
+    if not sizes or min(sizes) < 1:
+        raise ValueError("--batch sizes must be at least 1")
+    engine = BatchEngine(tts.model.talker, max_batch=max(sizes))
+    prepared = _prepared(tts, max(sizes) + 1, frames, speaker)
+    for size in sizes:  # warm-up: each size's compiled frame is traced here
+        _together(engine, prepared[:size])
+    raw: dict[str, list] = {"solo_ms_per_frame": []}
+    for size in sizes:
+        raw[f"{size}"] = []
+    joins: dict[str, list] = {"idle": [], "full": []}
+    for _ in range(rounds):
+        raw["solo_ms_per_frame"].append(_solo(tts, prepared[0]))
+        for size in sizes:
+            raw[f"{size}"].append(_together(engine, prepared[:size]))
+        joins["idle"].append(_first_frame(engine, prepared[0]))
+        # The joiner fills the batch: the largest size less one run while it joins.
+        joins["full"].append(_join_full(engine, prepared[:max(max(sizes) - 1, 1)], prepared[-1]))
+    out = {"solo_ms_per_frame": statistics.median(raw["solo_ms_per_frame"]), "sizes": {}}
+    for size in sizes:
+        fps = statistics.median(r["frames_per_s"] for r in raw[f"{size}"])
+        ms = statistics.median(r["ms_per_frame"] for r in raw[f"{size}"])
+        out["sizes"][size] = {"frames_per_s": fps, "ms_per_frame": ms}
+    base = out["sizes"][sizes[0]]["frames_per_s"]
+    for size in sizes:
+        out["sizes"][size]["speedup"] = out["sizes"][size]["frames_per_s"] / base
+    for kind, values in joins.items():
+        out[f"first_frame_{kind}_s"] = statistics.median(v[0] for v in values)
+        out[f"prefill_{kind}_s"] = statistics.median(v[1] for v in values)
+    out["engine_steps"] = engine.steps
+    return out
+
+
+def format_batch(title: str, result: dict) -> str:
+    sizes = result["sizes"]
+    lines = [title, f"{'batch':>5} {'frames/s':>9} {'x batch ' + str(next(iter(sizes))):>10} {'ms/frame/stream':>16}"]
+    for size, r in sizes.items():
+        lines.append(f"{size:>5} {r['frames_per_s']:9.2f} {r['speedup']:10.2f} {r['ms_per_frame']:16.1f}")
+    lines.append(f"single-stream loop (no engine): {result['solo_ms_per_frame']:.1f} ms/frame; engine at batch 1 "
+                 f"is {sizes.get(1, {}).get('ms_per_frame', float('nan')) / result['solo_ms_per_frame']:.2f}x that")
+    lines.append(f"first frame, joining an idle engine: {result['first_frame_idle_s'] * 1e3:.0f} ms "
+                 f"(its prefill alone: {result['prefill_idle_s'] * 1e3:.0f} ms)")
+    lines.append(f"first frame, joining {max(max(sizes) - 1, 1)} running streams: {result['first_frame_full_s'] * 1e3:.0f} ms "
+                 f"(its prefill alone: {result['prefill_full_s'] * 1e3:.0f} ms)")
+    return "\n".join(lines)
