@@ -38,6 +38,7 @@ def usage() -> str:
 TOOLS = {
     "server-bench": "mlx_qwen3tts.server.bench",
     "gpu-check": "mlx_qwen3tts.bench.gpu_check",
+    "wyoming-bench": "mlx_qwen3tts.server.wyoming_bench",
 }
 # The other ways in, by the file Python started (relative to the package's parent folder): each
 # of these files hands its start to this module (runpy), so what every start needs happens here.
@@ -49,6 +50,7 @@ ENTRY_FILES = {
     "mlx_qwen3tts/server/__main__.py": "serve",
     "mlx_qwen3tts/server/bench.py": "server-bench",
     "mlx_qwen3tts/bench/gpu_check.py": "gpu-check",
+    "mlx_qwen3tts/server/wyoming_bench.py": "wyoming-bench",
 }
 
 

@@ -27,15 +27,27 @@ def copy_source(where: Path) -> Path:
     return where
 
 
+def _lent(site_dir: Path, where: Path) -> Path:
+    """`site_dir`'s packages as links in `where`, less any install of this project: an install
+    here (say a user's `pip install .`) would shadow the one the test makes."""
+    where.mkdir(parents=True)
+    for entry in site_dir.iterdir():
+        name = entry.name.lower()
+        if not (name.startswith(("mlx_qwen3tts", "mlx-qwen3tts", "__editable__")) or name.endswith(".pth")):
+            (where / entry.name).symlink_to(entry)
+    return where
+
+
 def bare_venv(where: Path) -> tuple[Path, dict]:
-    """A virtual environment at `where` that lends this interpreter's site-packages: its python,
-    and an environment without PYTHONPATH to run it in."""
+    """A virtual environment at `where` that lends this interpreter's site-packages (the
+    dependencies, not the project): its python, and an environment without PYTHONPATH to run it in."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     python = where / "bin" / "python"
     purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))",
                        cwd=where, env=os.environ).stdout.strip())
-    ours = [p for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
-    (purelib / "dependencies.pth").write_text("\n".join(ours) + "\n")
+    ours = [Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()]
+    lent = [_lent(p, where / "lent" / str(i)) for i, p in enumerate(ours)]
+    (purelib / "dependencies.pth").write_text("\n".join(map(str, lent)) + "\n")
     return python, {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 

@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(proxy)
 
 
-if __name__ == "__main__":
-    from mlx_qwen3tts.blas import restart_command_line
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.server.wyoming_bench`: the package's entry starts it
+    import runpy
 
-    restart_command_line()
-    sys.exit(main())
+    runpy.run_module("mlx_qwen3tts", run_name="__main__")
