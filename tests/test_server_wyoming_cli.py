@@ -34,14 +34,17 @@ def test_serve_with_wyoming_from_the_command_line(tmp_path):
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
 
+    seen: list[str] = []  # every line so far: the two awaited lines may come in either order
+
     def wait_line(pattern: str) -> re.Match:
-        deadline, seen = time.monotonic() + 60, []
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
+            if match := next(filter(None, (re.search(pattern, line) for line in seen)), None):
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line matching {pattern!r} within 60 s; got:\n{''.join(seen)}")
             with contextlib.suppress(queue.Empty):
                 seen.append(lines.get(timeout=0.1))
-                if match := re.search(pattern, seen[-1]):
-                    return match
-        raise AssertionError(f"no line matching {pattern!r} within 60 s; got:\n{''.join(seen)}")
 
     async def go(port: int):
         async with Wyoming(port) as w:
