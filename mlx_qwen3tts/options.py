@@ -13,11 +13,12 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from .checks import OptionError, OptionTypeError, check_bool, check_choice, check_float, check_int, check_text
+from .checks import OptionError, OptionTypeError, check_bool, check_choice, check_int, check_text
 from .guards import Guards
 from .pipeline import DEFAULT_CHUNK_FRAMES
 from .sampling import SAMPLING_OPTIONS, check_sampling
 from .text import MAX_SEGMENT_TOKENS
+from .timescale import check_speed
 from .voice import Voice
 
 TEXT_LAYOUTS = (
@@ -29,7 +30,6 @@ DECODES = (
     ("stream", "one causal decoder, the same audio `stream()` gives"),
     ("reference", "after generation, in the reference's 300-frame windows"),
 )
-SPEED = (0.25, 4.0)
 MAX_SEED = 2**31 - 1
 
 
@@ -98,8 +98,7 @@ class SpeechOptions:
         check_bool("trim_silence", self.trim_silence)
         check_int("retries", self.retries, 0, 100, "an integer from 0 to 100",
                   "each retry runs the text again with the next seed")
-        put(self, "speed", check_float("speed", self.speed, SPEED[0], SPEED[1], "a number from 0.25 to 4.0",
-                                       "1.0 is the model's own pace, 2.0 twice as fast"))
+        put(self, "speed", check_speed(self.speed))
         check_choice("decode", self.decode, DECODES)
 
     @property

@@ -15,17 +15,17 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from .audio import AudioChunk
+from .checks import check_float
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0  # OpenAI's range
 BLOCK = 2048  # samples per call into the stretcher (Rubber Band's buffers are sized for it)
 
 
 def check_speed(speed) -> float:
-    """`speed` as a float, or a ValueError that names it and its range."""
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
-        raise ValueError(f"speed must be a number from {MIN_SPEED} to {MAX_SPEED} (1 is the model's own pace), "
-                         f"got {speed!r}")
-    return float(speed)
+    """`speed` as a float, or a ValueError (TypeError too, for a wrong type) that names it and its
+    range: the one check of the option, for `SpeechOptions` and this stage alike."""
+    return check_float("speed", speed, MIN_SPEED, MAX_SPEED, "a number from 0.25 to 4.0",
+                       "1.0 is the model's own pace, 2.0 twice as fast")
 
 
 def speed_stage(speed) -> float:
