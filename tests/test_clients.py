@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from client_venvs import client_venv
+from mlx_qwen3tts.guards import GUARD_REASONS
 from serving import LiveServer
 from serving import tts  # noqa: F401  (fixture)
 
@@ -48,7 +49,8 @@ def test_pipecat_openai_tts_with_its_defaults(server):
     assert result["errors"] == [] and result["frames"] > 0
     assert result["rates"] == [24000] and result["channels"] == [1]
     record = last_speech(server)
-    assert record.finish_reason in ("eos", "max_new_tokens") and record.format == "pcm"
+    # The client sends no seed: the tiny random model may stop at EOS or run to its frame budget.
+    assert record.finish_reason in ("eos", "max_new_tokens", *GUARD_REASONS) and record.format == "pcm"
     assert result["bytes"] == round(record.audio_seconds * 24000) * 2  # every sample, as 16-bit mono
 
 
