@@ -28,10 +28,14 @@ TEXTS = (
 )
 
 
+def _speaker(tts, speaker: str | None) -> str | None:
+    return (speaker or tts.speakers[0]) if tts.kind == "custom_voice" else None
+
+
 def _prepared(tts, n: int, frames: int, speaker: str | None):
     kw = {"temperature": 0, "subtalker_temperature": 0, "max_new_tokens": frames + 1, "seed": 0}
     if tts.kind == "custom_voice":
-        kw["speaker"] = speaker or tts.speakers[0]
+        kw["speaker"] = _speaker(tts, speaker)
     elif tts.kind == "voice_design":
         kw["instruct"] = "A calm, clear adult voice."
     out = [tts.prepare(TEXTS[i % len(TEXTS)], **kw) for i in range(n)]
@@ -133,7 +137,8 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
         joins["idle"].append(_first_frame(engine, prepared[0]))
         # The joiner fills the batch: the largest size less one run while it joins.
         joins["full"].append(_join_full(engine, prepared[:max(max(sizes) - 1, 1)], prepared[-1]))
-    out = {"solo_ms_per_frame": statistics.median(raw["solo_ms_per_frame"]), "sizes": {}}
+    out = {"solo_ms_per_frame": statistics.median(raw["solo_ms_per_frame"]), "sizes": {},
+           "speaker": _speaker(tts, speaker), "texts": [TEXTS[i % len(TEXTS)] for i in range(max(sizes))]}
     for size in sizes:
         fps = statistics.median(r["frames_per_s"] for r in raw[f"{size}"])
         ms = statistics.median(r["ms_per_frame"] for r in raw[f"{size}"])
@@ -159,4 +164,18 @@ def format_batch(title: str, result: dict) -> str:
                  f"(its prefill alone: {result['prefill_idle_s'] * 1e3:.0f} ms)")
     lines.append(f"first frame, joining {max(max(sizes) - 1, 1)} running streams: {result['first_frame_full_s'] * 1e3:.0f} ms "
                  f"(its prefill alone: {result['prefill_full_s'] * 1e3:.0f} ms)")
+    return "\n".join(lines)
+
+
+def format_versus(title: str, ours: dict, peer: dict) -> str:
+    """Ours against a peer's batch, size by size: the loop's aggregate frames/s (decode apart)."""
+    sizes = list(ours["sizes"])
+    first = sizes[0]
+    lines = [title, f"{'batch':>5} {'ours frames/s':>14} {'x':>6} {'peer frames/s':>14} {'x':>6} "
+                    f"{'peer ms/step':>13} {'ours/peer':>10}"]
+    for size in sizes:
+        mine, theirs = ours["sizes"][size]["frames_per_s"], peer[size]["frames_per_s"]
+        lines.append(f"{size:>5} {mine:14.2f} {mine / ours['sizes'][first]['frames_per_s']:6.2f} {theirs:14.2f} "
+                     f"{theirs / peer[first]['frames_per_s']:6.2f} {peer[size]['ms_per_step']:13.1f} "
+                     f"{mine / theirs:10.2f}")
     return "\n".join(lines)

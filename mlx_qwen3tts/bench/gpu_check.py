@@ -83,7 +83,7 @@ def bench_one(model: str, quant: str | None, frames: int, runs: int, floor_reps:
     from ..loading import load
     from ..quantize import DEFAULT_GROUP_SIZE, quantize_model
     from ..speed import SIZES, figures, report, talker_bits
-    from .run import DEFAULT_TEXT, benchmark, quantize, request_kwargs
+    from .one_stream import DEFAULT_TEXT, benchmark, quantize, request_kwargs
 
     start = time.perf_counter()
     tts = load(model)

@@ -162,7 +162,7 @@ def compiled_frame(checkpoint: str, frames: int) -> dict:
     device, greedy and sampled: the codes must be identical."""
     from ..generation import generate_frames
     from ..loading import load
-    from .run import DEFAULT_TEXT, request_kwargs
+    from .one_stream import DEFAULT_TEXT, request_kwargs
 
     tts = load(checkpoint)
     out = {"device": _device(), "dtype": str(tts.model.talker.codec_head.weight.dtype).removeprefix("mlx.core.")}

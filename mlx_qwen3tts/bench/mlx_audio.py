@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -77,8 +78,9 @@ def benchmark_mlx_audio(model: Path, dtype: str, ours: dict, text: str, frames: 
 # --- the child: runs under the mlx-audio interpreter -------------------------------------------
 
 
-def _child(args: dict) -> list[dict]:
+def _load(args: dict):
     import mlx.core as mx
+    import mlx.nn as nn
     from mlx_audio.tts.utils import load_model
 
     model = load_model(Path(args["model"]))
@@ -91,8 +93,19 @@ def _child(args: dict) -> list[dict]:
         # The talker (with its code predictor); the codec, stored in float32, is held by a compiled
         # function that set_dtype cannot walk.
         model.talker.set_dtype(getattr(mx, args["dtype"]))
-        mx.eval(model.talker.parameters())
+    if args.get("bits"):
+        # As `bench --quantize` does ours: every linear layer of the talker (code predictor
+        # included) whose input width divides by the group; embeddings stay float.
+        nn.quantize(model.talker, group_size=64, bits=args["bits"],
+                    class_predicate=lambda _, m: isinstance(m, nn.Linear) and m.weight.shape[-1] % 64 == 0)
+    mx.eval(model.talker.parameters())
+    return model
 
+
+def _child(args: dict) -> list[dict]:
+    import mlx.core as mx
+
+    model = _load(args)
     draws, decodes = [], []
     sample, decode = model._sample_token, model.speech_tokenizer.decode
 
@@ -140,8 +153,73 @@ def _child(args: dict) -> list[dict]:
     return [once(args["frames"]) for _ in range(args["runs"])]
 
 
+def _batch_child(args: dict) -> list[dict]:
+    """Per round, every size once: `batch_generate` on `size` texts, greedy, `frames` each. Its
+    session advances all streams one batched step at a time and decodes a stream whole when it
+    ends; the steps are timed, less the decodes inside them, so frames/s is the loop's alone."""
+    import mlx.core as mx
+    from mlx_audio.tts.models.qwen3_tts.continuous_batching import Qwen3TTSBatchSession
+
+    model = _load(args)
+    steps, decoded = [], [0.0]
+    advance, decode = Qwen3TTSBatchSession._advance_active, Qwen3TTSBatchSession._decode_state
+
+    def timed_decode(self, state):
+        start = time.perf_counter()
+        event = decode(self, state)
+        if event.audio is not None:
+            mx.eval(event.audio)
+        decoded[0] += time.perf_counter() - start
+        return event
+
+    def timed_advance(self):
+        streams, before, start = len(self._active), decoded[0], time.perf_counter()
+        events = advance(self)
+        steps.append((streams, time.perf_counter() - start - (decoded[0] - before)))
+        return events
+
+    Qwen3TTSBatchSession._advance_active, Qwen3TTSBatchSession._decode_state = timed_advance, timed_decode
+
+    def once(size: int) -> dict:
+        steps.clear()
+        decoded[0] = 0.0
+        texts = [args["texts"][i % len(args["texts"])] for i in range(size)]
+        start = time.perf_counter()
+        out = list(model.batch_generate(texts, voices=[args["speaker"]] * size, temperature=0.0,
+                                        max_tokens=args["frames"]))
+        wall = time.perf_counter() - start
+        loop_frames, loop_s = sum(n for n, _ in steps), sum(s for _, s in steps)
+        return {"size": size, "frames": sum(r.token_count for r in out), "frames_per_s": loop_frames / loop_s,
+                "ms_per_step": loop_s / len(steps) * 1e3, "wall_s": wall, "decode_s": decoded[0]}
+
+    for size in args["sizes"]:  # warm-up: traces and caches per size
+        once(size)
+    return [once(size) for _ in range(args["rounds"]) for size in args["sizes"]]
+
+
+def benchmark_mlx_audio_batch(model: Path, dtype: str | None, bits: int | None, speaker: str, texts: list[str],
+                              sizes: list[int], frames: int, rounds: int, python: str,
+                              forwarder: bool = False) -> dict:
+    """mlx-audio's `batch_generate` under the load `bench --batch` puts on ours: per size, the
+    median over `rounds` of its loop's aggregate frames/s and ms per batched step."""
+    from .reference import official_view, run_peer
+
+    view = official_view(Path(model))
+    args = {"model": str(view), "dtype": dtype, "bits": bits, "speaker": speaker, "texts": texts,
+            "sizes": sizes, "frames": frames, "rounds": rounds}
+    _, results = run_peer("mlx-audio", [python, str(Path(__file__).resolve())], peer_env(forwarder), MARK,
+                          {**args, "runs": rounds}, view, {"kind": "custom_voice", "size": None})
+    out = {}
+    for size in sizes:
+        mine = [r for r in results if r["size"] == size]
+        out[size] = {key: statistics.median(r[key] for r in mine)
+                     for key in ("frames_per_s", "ms_per_step", "frames", "wall_s", "decode_s")}
+    return out
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
     # Run as a script, this folder heads sys.path, and this very file would be `mlx_audio`.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
-    print(MARK + json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
+    child_args = json.loads(sys.argv[2])
+    print(MARK + json.dumps(_batch_child(child_args) if "sizes" in child_args else _child(child_args)), flush=True)

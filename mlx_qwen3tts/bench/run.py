@@ -9,12 +9,12 @@
     python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 --vs mlx-audio \
         --mlx-audio-python /path/to/venv/bin/python
 
-Generation is greedy with a fixed token budget, so every run does the same work; a random
-model may still draw EOS early, so per-frame figures use the frames actually produced.
-The frame loop is timed as a consumer sees it; its talker and code-predictor halves are
-timed apart in a second pass, and the kernel floor (`kernel_floor.py`) is what the backend
-allows for the same frame: its matrix products and attention. On a Linux CPU, bfloat16
-matmuls take a slow path.
+    python -m mlx_qwen3tts.bench --make-checkpoint 0.6b --dtype float32 --quantize 8 --batch 1 2 4 8 \
+        --vs mlx-audio --mlx-audio-python /path/to/venv/bin/python
+
+This file is the command line; `one_stream.py` measures one stream, `batch.py` concurrent
+streams, `reference.py` and `mlx_audio.py` the peers on the same checkpoint. On a Linux CPU,
+bfloat16 matmuls take a slow path.
 """
 
 from __future__ import annotations
@@ -24,138 +24,12 @@ import gc
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
-import mlx.core as mx
-import mlx.nn as nn
-import numpy as np
-
-from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
-from .reference import median_of
 from ..blas import warn_if_slow
-from ..generation import HostSyncs
-from .floor import kernel_floor, time_halves
 from ..speed import SIZES, figures, report
-from ..pipeline import DEFAULT_CHUNK_FRAMES
+from .one_stream import DEFAULT_TEXT, GROUP_SIZE, benchmark, quantize, request_kwargs
 from .table import column_label, format_table
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_TEXT = "Hello there. This is a short benchmark sentence, read out loud at an even pace."
-DEFAULT_INSTRUCT = "A calm, clear adult voice."
-GROUP_SIZE = 64
-def _reset_peak() -> None:
-    if hasattr(mx, "reset_peak_memory"):
-        mx.reset_peak_memory()
-
-
-def _peak_mb() -> float | None:
-    get = getattr(mx, "get_peak_memory", None)
-    return get() / 2**20 if get else None
-
-
-def quantize(tts, bits: int, group_size: int = GROUP_SIZE) -> int:
-    """Quantizes the talker's and code predictor's Linear layers in memory; returns how many.
-
-    Embeddings stay in float; a layer whose input width is not a multiple of `group_size` is skipped.
-    """
-    count = 0
-
-    def predicate(_, module) -> bool:
-        nonlocal count
-        ok = isinstance(module, nn.Linear) and module.weight.shape[-1] % group_size == 0
-        count += ok
-        return ok
-
-    nn.quantize(tts.model.talker, group_size=group_size, bits=bits, class_predicate=predicate)
-    mx.eval(tts.model.talker.parameters())
-    return count
-
-
-def _time_frames(tts, text: str, kwargs: dict) -> tuple[np.ndarray, float, float, float | None]:
-    """The frame loop as a consumer runs it: (codes, seconds to first frame, steady s/frame,
-    host syncs per steady-state frame)."""
-    start = time.perf_counter()
-    stamps, codes, syncs = [], [], []
-    for frame, _ in tts.iter_frames(text, **kwargs):
-        codes.append(np.asarray(frame))  # forces the frame, as a consumer would
-        stamps.append(time.perf_counter())
-        syncs.append(HostSyncs.count)
-    if not codes:
-        return np.zeros((0, 16), np.int32), time.perf_counter() - start, 0.0, None
-    first = stamps[0] - start
-    # Steady state excludes the prefill; with a single frame there is nothing else to time.
-    steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else first
-    per_frame = (syncs[-1] - syncs[0]) / (len(syncs) - 1) if len(syncs) > 1 else None
-    return np.stack(codes), first, steady, per_frame
-
-
-def _time_decode(decoder, codes: np.ndarray, chunk: int) -> float:
-    """Seconds per frame to step the codec decoder through `codes` in streaming-size chunks."""
-    if not len(codes):
-        return 0.0
-    decoder.reset_state()
-    try:
-        start = time.perf_counter()
-        for i in range(0, len(codes), chunk):
-            np.asarray(decoder.step(mx.array(codes[i:i + chunk])[None]))
-        return (time.perf_counter() - start) / len(codes)
-    finally:
-        decoder.reset_state()
-
-
-def run_once(tts, text: str, kwargs: dict) -> dict:
-    """One measured run: a whole stream (first chunk, RTF), the frame loop and decode timed apart."""
-    _reset_peak()
-    start, first_chunk, samples = time.perf_counter(), float("nan"), 0
-    for chunk in tts.stream(text, **kwargs):
-        if not samples:
-            first_chunk = time.perf_counter() - start
-        samples += len(chunk.samples)
-    streamed = time.perf_counter() - start
-    codes, prefill, steady, syncs = _time_frames(tts, text, kwargs)
-    decode = _time_decode(tts.speech_decoder, codes, DEFAULT_CHUNK_FRAMES[-1])
-    audio = len(codes) * SAMPLES_PER_FRAME / SAMPLE_RATE
-    return {
-        "frames": len(codes), "audio_seconds": audio, "first_chunk_s": first_chunk,
-        "rtf": streamed / audio if audio else None, "prefill_s": prefill,
-        "talker_code_predictor_ms": steady * 1e3, "host_syncs_per_frame": syncs,
-        "decode_ms": decode * 1e3, "ms_per_frame": (steady + decode) * 1e3, "peak_memory_mb": _peak_mb(),
-    }
-
-
-def request_kwargs(tts, frames: int, speaker: str | None = None, instruct: str | None = None) -> dict:
-    """Greedy generation of `frames` frames (a random model may still stop early on EOS)."""
-    if tts.kind == "custom_voice":
-        speaker = speaker or tts.speakers[0]
-    elif tts.kind == "voice_design":
-        instruct = instruct or DEFAULT_INSTRUCT
-    return {"speaker": speaker, "instruct": instruct, "temperature": 0, "subtalker_temperature": 0,
-            "max_new_tokens": frames + 1, "seed": 0}
-
-
-def benchmark(tts, *, text: str = DEFAULT_TEXT, speaker: str | None = None, instruct: str | None = None,
-              frames: int = 50, runs: int = 3, floor_reps: int = 5) -> dict:
-    """Warms up, then the median of `runs` runs of `run_once`, the halves and the kernel floor."""
-    if frames < 1 or runs < 1:
-        raise ValueError("--frames and --runs must be at least 1")
-    kwargs = request_kwargs(tts, frames, speaker, instruct)
-    logger.info("warming up")
-    run_once(tts, text, {**kwargs, "max_new_tokens": min(frames, 2) + 1})
-    results = []
-    for i in range(runs):
-        results.append(run_once(tts, text, kwargs))
-        logger.info("run %d/%d: %.1f ms/frame", i + 1, runs, results[-1]["ms_per_frame"])
-    median = median_of(results)
-    talker, predictor = time_halves(tts, text, kwargs, max(int(median["frames"]), 1))
-    # The talker's mean context over the timed frames: the prompt plus half of them.
-    context = tts.prepare(text, **kwargs).prompt.prefill.shape[1] + int(median["frames"]) // 2
-    floor = kernel_floor(tts.model.talker, floor_reps, context)
-    loop = median["talker_code_predictor_ms"]
-    median |= {"talker_ms": talker * 1e3, "code_predictor_ms": predictor * 1e3, **floor,
-               "floor_ratio": loop / floor["kernel_floor_ms"] if median["frames"] else None}
-    return {"median": median, "runs": results, "speaker": kwargs["speaker"], "instruct": kwargs["instruct"]}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -209,8 +83,13 @@ def _batch(tts, dtype: str | None, bits: int | None, args) -> tuple[dict, list[d
     label = f"{dtype or 'stored dtype'}{f' q{bits}' if bits else ''}"
     print(format_batch(f"{tts.kind} {tts.config.tts_model_size}, {label}, {args.batch_frames} frames a stream, "
                        f"median of {args.runs}", out))
+    if not bits:  # the codec is not quantized: once per dtype
+        from .decode_batch import decode_benchmark, format_decode
+
+        out["decode"] = decode_benchmark(tts.speech_decoder, args.batch, args.batch_frames, rounds=args.runs)
+        print(format_decode(f"codec decode, {label}, chunks of 4 frames", out["decode"]))
     result = {"stack": "mlx_qwen3tts", "model": str(tts.path), "kind": tts.kind, "size": tts.config.tts_model_size,
-              "dtype": dtype, "quantization": bits, "batch": out}
+              "dtype": dtype, "quantization": bits, "speaker": out["speaker"], "batch": out}
     return result, []
 
 
@@ -247,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warn_if_slow()
     from ..testing import make_checkpoint
-    from .mlx_audio import benchmark_mlx_audio, find_python, skip_reason
-    from .reference import benchmark_reference, official_view
+    from .peers import run_peers
 
     if args.floor_reps < 1:
         print("error: --floor-reps must be at least 1", file=sys.stderr)
@@ -272,39 +150,17 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             runs[column_label(result)] = r
             gc.collect()
-        if "reference" in args.vs:
-            for dtype in dict.fromkeys(r["dtype"] for r in results):
-                try:
-                    result, r = benchmark_reference(Path(model), dtype, results[0], args.text, args.frames, args.runs,
-                                                    args.reference_python)
-                except ImportError as e:
-                    skipped.append({"stack": "reference", "reason": f"official implementation not importable: {e}"})
-                    break
-                results.append(result)
-                runs[column_label(result)] = r
-                gc.collect()
-        if "mlx-audio" in args.vs:
-            python = find_python(args.mlx_audio_python)
-            if python is not None and args.reference_python:
-                official_view(Path(model), args.reference_python)  # its codec, written by the official classes
-            if python is None:
-                skipped.append({"stack": "mlx-audio", "reason": skip_reason(args.mlx_audio_python)})
-            for dtype in dict.fromkeys(r["dtype"] for r in results) if python else ():
-                try:
-                    result, r = benchmark_mlx_audio(Path(model), dtype, results[0], args.text, args.frames,
-                                                    args.runs, python, args.peer_forwarder)
-                except RuntimeError as e:
-                    skipped.append({"stack": "mlx-audio", "reason": str(e)})
-                    break
-                results.append(result)
-                runs[column_label(result)] = r
+        run_peers(args, model, results, runs, skipped)
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     first = results[0]
     if args.batch:
+        for s in skipped:
+            print(f"{s['stack']}: skipped: {s['reason']}")
         if args.json_out:
-            Path(args.json_out).expanduser().write_text(json.dumps({"results": results}, indent=2))
+            Path(args.json_out).expanduser().write_text(json.dumps({"results": results, "skipped": skipped},
+                                                                   indent=2))
         return 0
     print(format_table(f"{first['kind']} {first['size']}, {args.frames} frames, median of {args.runs}", results))
     for s in skipped:
