@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mlx_qwen3tts import SAMPLE_RATE
+
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +78,7 @@ class Player:
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = SAMPLE_RATE,
         *,
         device: int | str | None = None,
         buffer_seconds: float = 60.0,

@@ -12,14 +12,14 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from . import worker
+from . import lanes
 from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .batch import BatchEngine
 from .checks import OptionError
 from .codec import chunked_decode
 from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
-from .decoders import DecoderPool
+from .decoder_pool import DecoderPool
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .models.qwen3_tts import Model
@@ -71,7 +71,7 @@ class TTS:
         self.path = path
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
-        self._worker = worker.shared()
+        self._worker = lanes.shared()
         self._engine: BatchEngine | None = None
         # A long text's next segments run in the batch beside the one being heard (same codes).
         self.segments_ahead = DEFAULT_SEGMENTS_AHEAD

@@ -43,7 +43,7 @@ def test_a_checkout_runs_speak_and_refuses_the_app_folder_as_a_module(deps_only)
     python, env = deps_only
     spoken = run(python, "-m", "mlx_qwen3tts.speak", "--help", cwd=ROOT, env=env)
     assert spoken.returncode == 0 and "--list-speakers" in spoken.stdout, spoken.stderr
-    direct = run(python, "-m", "app.speak", "--help", cwd=ROOT, env=env)
+    direct = run(python, "-m", "app.cli", "--help", cwd=ROOT, env=env)
     last = direct.stderr.strip().splitlines()[-1]
     assert direct.returncode != 0 and last.startswith("ImportError: ") and "import mlx_qwen3tts.app" in last
 

@@ -14,7 +14,7 @@ from mlx_qwen3tts.bench import main
 from mlx_qwen3tts.testing import make_checkpoint, model_config
 from mlx_qwen3tts.config import ModelConfig
 from mlx_qwen3tts.models.qwen3_tts import Model
-from mlx_qwen3tts.speed import frame_bytes
+from mlx_qwen3tts.rtf import frame_bytes
 from official.venv import reference_python
 from reference import requires_reference
 

@@ -36,7 +36,7 @@ def test_unknown_command_is_one_line():
     (("-m", "mlx_qwen3tts", "speak", "--help"), "--list-speakers"),
     (("-m", "mlx_qwen3tts.speak", "--help"), "--list-speakers"),
     (("-m", "mlx_qwen3tts", "convert", "--help"), "--quant-recipe"),
-    (("-m", "mlx_qwen3tts.convert", "--help"), "--quant-recipe"),
+    (("-m", "mlx_qwen3tts.convert_checkpoint", "--help"), "--quant-recipe"),
     (("convert.py", "--help"), "--quant-recipe"),
     (("-m", "mlx_qwen3tts", "bench", "--help"), "--make-checkpoint"),
     (("-m", "mlx_qwen3tts.bench", "--help"), "--make-checkpoint"),
@@ -50,7 +50,7 @@ def test_every_entry_reaches_its_parser(argv, needle):
 
 
 @pytest.mark.parametrize("module, needle", [
-    ("mlx_qwen3tts.server.bench", "--requests"),
+    ("mlx_qwen3tts.bench.server", "--requests"),
     ("mlx_qwen3tts.bench.gpu_check", "--quick"),
 ])
 def test_the_tools_start_through_the_entry_too(module, needle):

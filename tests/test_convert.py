@@ -16,9 +16,9 @@ import pytest
 from mlx.utils import tree_flatten
 
 import mlx_qwen3tts
-from mlx_qwen3tts import convert as convert_module
+from mlx_qwen3tts import convert_checkpoint as convert_module
 from mlx_qwen3tts.config import ModelConfig
-from mlx_qwen3tts.convert import convert, main
+from mlx_qwen3tts.convert_checkpoint import convert, main
 from mlx_qwen3tts.models.qwen3_tts import Model
 from mlx_qwen3tts.quality import quality_report
 from reference import build_checkpoint, requires_reference

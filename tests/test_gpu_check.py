@@ -20,7 +20,7 @@ import mlx_qwen3tts
 from mlx_qwen3tts.bench import gpu_parts
 from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.bench.gpu_check import GPU_PARTS, PARTS, has_gpu
-from mlx_qwen3tts.speed import frame_bytes
+from mlx_qwen3tts.rtf import frame_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def test_xvector_part_with_the_cpu_standing_in(tiny, tmp_path):
 
 def test_an_already_quantized_model_is_benched_only_as_it_is(tiny, tmp_path):
     from mlx_qwen3tts.bench.gpu_check import bench_one
-    from mlx_qwen3tts.convert import convert
+    from mlx_qwen3tts.convert_checkpoint import convert
 
     folder = convert(tiny, tmp_path / "q8", quantize=True)
     assert bench_one(str(folder), "mixed", 3, 1, 1) == {"status": "skipped", "reason": f"{folder} is already quantized"}

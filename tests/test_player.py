@@ -35,7 +35,7 @@ def signal(n: int, seed: int = 0) -> np.ndarray:
 def _child(scenario: str, out: str) -> None:
     import sounddevice as sd
 
-    from mlx_qwen3tts.app.pipeline import Recorder, feed
+    from mlx_qwen3tts.app.sinks import Recorder, feed
     from mlx_qwen3tts.app.player import NoOutputDevice, Player, check_output_device
 
     captured: list[np.ndarray] = []
@@ -164,7 +164,11 @@ def run(scenario: str, tmp_path) -> dict:
     home.mkdir(exist_ok=True)
     (home / ".asoundrc").write_text(ASOUNDRC)
     out = str(tmp_path / "result.npz")
-    env = dict(os.environ, HOME=str(home))
+    # The child runs this file as a script: the checkout's package goes on its path (an
+    # installed copy, where there is one, would come after it).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=path)
     proc = subprocess.run([sys.executable, __file__, scenario, out], env=env, capture_output=True,
                           text=True, timeout=60)
     if "PortAudio library not found" in proc.stderr:

@@ -130,7 +130,7 @@ def test_serve_exits_when_the_model_cannot_load(tmp_path):
 
 
 def test_the_server_benchmark_times_all_three_paths(tmp_path):
-    from mlx_qwen3tts.server.bench import format_report, measure
+    from mlx_qwen3tts.bench.server import format_report, measure
 
     result = measure(mlx_qwen3tts.load(speaking_checkpoint(tmp_path / "cv")), requests=2, frames=2)
     assert {k: len(v) for k, v in result["runs_s"].items()} == {"in_process": 2, "http": 2, "websocket": 2}

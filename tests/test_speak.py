@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mlx_qwen3tts.app import speak
+from mlx_qwen3tts.app import cli
 from mlx_qwen3tts.app.player import NoOutputDevice
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.options import speech_options
@@ -133,10 +133,10 @@ def env(monkeypatch):
             raise NoOutputDevice(e.device_error)
         return "fake"
 
-    monkeypatch.setattr(speak, "load_model", load_model)
-    monkeypatch.setattr(speak, "open_player", open_player)
-    monkeypatch.setattr(speak, "check_output_device", check_output_device)
-    monkeypatch.delenv(speak.MODEL_ENV, raising=False)
+    monkeypatch.setattr(cli, "load_model", load_model)
+    monkeypatch.setattr(cli, "open_player", open_player)
+    monkeypatch.setattr(cli, "check_output_device", check_output_device)
+    monkeypatch.delenv(cli.MODEL_ENV, raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     return e
 
@@ -151,7 +151,7 @@ def one_error_line(capsys) -> str:
 
 def test_output_wav_without_playing(env, tmp_path):
     out = tmp_path / "hello.wav"
-    assert speak.main(["Hello there. How are you today?", "--no-play", "-o", str(out), "-q"]) == 0
+    assert cli.main(["Hello there. How are you today?", "--no-play", "-o", str(out), "-q"]) == 0
     # One generation context for the whole text: the model segments it, not the command.
     assert [text for text, _ in env.tts.calls] == ["Hello there. How are you today?"]
     assert env.players == []
@@ -163,14 +163,14 @@ def test_output_wav_without_playing(env, tmp_path):
 
 def test_flac_output(env, tmp_path):
     out = tmp_path / "hello.flac"
-    assert speak.main(["Hi.", "--no-play", "--output", str(out), "-q"]) == 0
+    assert cli.main(["Hi.", "--no-play", "--output", str(out), "-q"]) == 0
     samples, _ = sf.read(out, dtype="float32")
     np.testing.assert_allclose(samples, speech("Hi."), atol=1e-4)
 
 
 def test_all_sentences_go_to_one_player(env):
     text = "First sentence here. Second one! And a third?"
-    assert speak.main([text, "-q"]) == 0
+    assert cli.main([text, "-q"]) == 0
     assert len(env.players) == 1
     player = env.players[0]
     np.testing.assert_array_equal(np.concatenate(player.written), np.concatenate(env.tts.produced))
@@ -183,20 +183,20 @@ def test_flags_reach_the_model(env, tmp_path):
     argv = ["Hello.", "--speaker", "Vivian", "--language", "english", "--instruct", "calm",
             "--temperature", "0.7", "--top-k", "20", "--top-p", "0.8", "--repetition-penalty", "1.1",
             "--max-new-tokens", "300", "--seed", "7", "-q"]
-    assert speak.main(argv) == 0
+    assert cli.main(argv) == 0
     (_, kwargs), = env.tts.calls
     assert kwargs == {"speaker": "vivian", "language": "english", "instruct": "calm", "temperature": 0.7,
                       "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.1, "max_new_tokens": 300, "seed": 7,
                       "trim_silence": True, "text_layout": "streaming"}
     env.tts.calls.clear()
-    assert speak.main(["Hello.", "--keep-silence", "-q"]) == 0
+    assert cli.main(["Hello.", "--keep-silence", "-q"]) == 0
     assert "trim_silence" not in env.tts.calls[0][1]
 
 
 def test_new_flags_reach_the_model(env):
     argv = ["Hello.", "--subtalker-temperature", "0", "--subtalker-top-k", "5", "--subtalker-top-p", "0.5",
             "--speed", "1.5", "--text-layout", "auto", "-q"]
-    assert speak.main(argv) == 0
+    assert cli.main(argv) == 0
     (_, kwargs), = env.tts.calls
     assert (kwargs["subtalker_temperature"], kwargs["subtalker_top_k"], kwargs["subtalker_top_p"]) == (0.0, 5, 0.5)
     assert kwargs["speed"] == 1.5 and kwargs["text_layout"] == "auto"
@@ -209,7 +209,7 @@ def test_new_flags_reach_the_model(env):
     (["--speed", "0.1"], "speed must be a number from 0.25 to 4.0, got 0.1"),
 ])
 def test_bad_option_values_are_one_line_errors(env, capsys, flags, words):
-    assert speak.main(["Hello.", "-q", *flags]) == 2
+    assert cli.main(["Hello.", "-q", *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1
     assert env.tts.calls == []
@@ -217,47 +217,47 @@ def test_bad_option_values_are_one_line_errors(env, capsys, flags, words):
 
 def test_speed_that_is_not_a_number_is_a_usage_error(env, capsys):
     with pytest.raises(SystemExit) as e:
-        speak.main(["Hello.", "--speed", "fast"])
+        cli.main(["Hello.", "--speed", "fast"])
     assert e.value.code == 2 and "--speed: invalid float value: 'fast'" in capsys.readouterr().err
 
 
 def test_custom_voice_gets_a_default_speaker(env):
-    assert speak.main(["Hello.", "-q"]) == 0
+    assert cli.main(["Hello.", "-q"]) == 0
     assert env.tts.calls[0][1]["speaker"] == "ryan"
     assert env.tts.calls[0][1]["language"] == "auto"
 
 
 def test_text_from_stdin_dash(env, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("From stdin. Two sentences."))
-    assert speak.main(["-", "-q"]) == 0
+    assert cli.main(["-", "-q"]) == 0
     assert [t for t, _ in env.tts.calls] == ["From stdin. Two sentences."]
 
 
 def test_text_from_piped_stdin_without_argument(env, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("Piped text."))
-    assert speak.main(["-q"]) == 0
+    assert cli.main(["-q"]) == 0
     assert [t for t, _ in env.tts.calls] == ["Piped text."]
 
 
 def test_text_from_file(env, tmp_path):
     f = tmp_path / "story.txt"
     f.write_text("Chapter one.\n\nIt was a dark night. 夜です。", encoding="utf-8")
-    assert speak.main(["--file", str(f), "-q"]) == 0
+    assert cli.main(["--file", str(f), "-q"]) == 0
     assert [t for t, _ in env.tts.calls] == ["Chapter one.\n\nIt was a dark night. 夜です。"]
 
 
 def test_model_from_flag_env_or_default(env, monkeypatch):
-    assert speak.main(["Hi.", "-q"]) == 0
-    monkeypatch.setenv(speak.MODEL_ENV, "/models/mine")
-    assert speak.main(["Hi.", "-q"]) == 0
-    assert speak.main(["Hi.", "-q", "--model", "org/other"]) == 0
-    assert env.loaded == [speak.DEFAULT_MODEL, "/models/mine", "org/other"]
+    assert cli.main(["Hi.", "-q"]) == 0
+    monkeypatch.setenv(cli.MODEL_ENV, "/models/mine")
+    assert cli.main(["Hi.", "-q"]) == 0
+    assert cli.main(["Hi.", "-q", "--model", "org/other"]) == 0
+    assert env.loaded == [cli.DEFAULT_MODEL, "/models/mine", "org/other"]
 
 
 def test_list_speakers_and_languages(env, capsys):
-    assert speak.main(["--list-speakers"]) == 0
+    assert cli.main(["--list-speakers"]) == 0
     assert capsys.readouterr().out.split() == ["ryan", "vivian"]
-    assert speak.main(["--list-languages"]) == 0
+    assert cli.main(["--list-languages"]) == 0
     assert capsys.readouterr().out.split() == ["auto", "english", "chinese"]
     assert env.tts.calls == [] and env.players == []
 
@@ -267,7 +267,7 @@ def test_clone_voice_is_made_once_and_saved(env, tmp_path):
     sf.write(ref, np.zeros(SR, np.float32), SR)
     saved = tmp_path / "me.voice"
     argv = ["One. Two.", "--ref-audio", str(ref), "--ref-text", "hello", "--save-voice", str(saved), "-q"]
-    assert speak.main(argv) == 0
+    assert cli.main(argv) == 0
     voices = [kw["voice"] for _, kw in env.tts.calls]
     assert len(voices) == 1  # one stream: the voice prompt serves every segment
     assert voices[0].args == (str(ref), "hello", False)
@@ -277,7 +277,7 @@ def test_clone_voice_is_made_once_and_saved(env, tmp_path):
 def test_ctrl_c_mid_stream_keeps_a_complete_output(env, tmp_path):
     env.tts.interrupt_at = (0, 2)  # third chunk
     out = tmp_path / "partial.wav"
-    assert speak.main(["First one. Second one.", "-o", str(out), "-q"]) == 130
+    assert cli.main(["First one. Second one.", "-o", str(out), "-q"]) == 130
     assert env.players[0].events == ["stop", "close"]
     assert env.tts.closed == 1  # generation was stopped
     samples, _ = sf.read(out, dtype="float32")
@@ -289,13 +289,13 @@ def test_ctrl_c_mid_stream_keeps_a_complete_output(env, tmp_path):
 def test_ctrl_c_before_any_audio_writes_nothing(env, tmp_path):
     env.tts.interrupt_at = (0, 0)
     out = tmp_path / "none.wav"
-    assert speak.main(["Hello.", "-o", str(out), "--no-play", "-q"]) == 130
+    assert cli.main(["Hello.", "-o", str(out), "--no-play", "-q"]) == 130
     assert os.listdir(tmp_path) == []
 
 
 def test_no_device_suggests_output(env, capsys):
     env.device_error = "no audio output device found"
-    assert speak.main(["Hello."]) == 2
+    assert cli.main(["Hello."]) == 2
     line = one_error_line(capsys)
     assert "no audio output device" in line and "--output" in line
     assert env.loaded == []  # failed before the slow model load
@@ -304,15 +304,15 @@ def test_no_device_suggests_output(env, capsys):
 def test_no_device_with_output_still_writes_the_file(env, tmp_path, capsys):
     env.device_error = "no audio output device found"
     out = tmp_path / "x.wav"
-    assert speak.main(["Hello.", "-o", str(out)]) == 0
+    assert cli.main(["Hello.", "-o", str(out)]) == 0
     assert out.exists() and env.players == []
     assert "writing" in capsys.readouterr().err
 
 
 def test_status_line_is_quiet_with_q(env, capsys):
-    assert speak.main(["Hello.", "-q"]) == 0
+    assert cli.main(["Hello.", "-q"]) == 0
     assert capsys.readouterr().err == ""
-    assert speak.main(["Hello."]) == 0
+    assert cli.main(["Hello."]) == 0
     err = capsys.readouterr().err
     assert "first audio" in err and "RTF" in err and "underruns" in err
 
@@ -331,19 +331,19 @@ def test_status_line_is_quiet_with_q(env, capsys):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(env, capsys, argv, needle):
-    assert speak.main(argv) == 2
+    assert cli.main(argv) == 2
     assert needle in one_error_line(capsys)
 
 
 def test_unwritable_output_path(env, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # as for a read-only folder
-    assert speak.main(["Hello.", "-o", str(tmp_path / "x.wav")]) == 2
+    assert cli.main(["Hello.", "-o", str(tmp_path / "x.wav")]) == 2
     assert "permission denied" in one_error_line(capsys)
 
 
 def test_model_error_writes_no_file(env, tmp_path, capsys):
     out = tmp_path / "x.wav"
-    assert speak.main(["Hello.", "--speaker", "nobody", "-o", str(out)]) == 2
+    assert cli.main(["Hello.", "--speaker", "nobody", "-o", str(out)]) == 2
     assert "unknown speaker" in one_error_line(capsys)
     assert os.listdir(tmp_path) == []
     assert env.players == []  # the options are refused before any playing starts
@@ -359,7 +359,7 @@ def test_python_dash_m_runs_the_command():
 LIGHT_SPEAK = """
 import sys, time
 import numpy as np
-from mlx_qwen3tts.app import speak  # the package loads its model stack only when asked: the model is faked
+from mlx_qwen3tts.app import cli  # the package loads its model stack only when asked: the model is faked
 """
 
 SIGINT_CHILD = LIGHT_SPEAK + """
@@ -381,8 +381,8 @@ class SlowTTS:
                 print("playing", flush=True)
             time.sleep(0.05)
 
-speak.load_model = lambda name: SlowTTS()
-sys.exit(speak.main(sys.argv[1:]))
+cli.load_model = lambda name: SlowTTS()
+sys.exit(cli.main(sys.argv[1:]))
 """
 
 
@@ -400,7 +400,7 @@ def alsa_home(tmp_path, asoundrc: str):
 
 def test_real_missing_device_says_so(tmp_path):
     home = alsa_home(tmp_path, "pcm.!default { type hw card 42 }\n")  # a sound card that is not there
-    code = LIGHT_SPEAK + "speak.load_model = lambda name: sys.exit(99)\nsys.exit(speak.main(sys.argv[1:]))"
+    code = LIGHT_SPEAK + "cli.load_model = lambda name: sys.exit(99)\nsys.exit(cli.main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, "-c", code, "Hello."], env=dict(os.environ, HOME=str(home)),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
@@ -411,8 +411,8 @@ def test_player_that_cannot_open_suggests_output(env, capsys, monkeypatch):
     def fail(sample_rate, device):
         raise NoOutputDevice("cannot open the audio output (device busy)")
 
-    monkeypatch.setattr(speak, "open_player", fail)
-    assert speak.main(["Hello."]) == 2
+    monkeypatch.setattr(cli, "open_player", fail)
+    assert cli.main(["Hello."]) == 2
     line = one_error_line(capsys)
     assert "device busy" in line and "--output" in line
 
@@ -528,6 +528,6 @@ def test_api_speak_rejects_empty_text(session):
 def test_text_file_that_is_not_utf8(env, tmp_path, capsys):
     path = tmp_path / "latin1.txt"
     path.write_bytes("Caf\xe9 au lait.".encode("latin-1"))
-    assert speak.main(["--file", str(path), "-q"]) == 2
+    assert cli.main(["--file", str(path), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {path} is not UTF-8 text (bad byte at position 3); save it as UTF-8"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from test_speak import SR, FakeTTS, env  # noqa: F401  (env is the fixture these tests use)
 
-from mlx_qwen3tts.app import pipeline, speak
+from mlx_qwen3tts.app import cli, sinks
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.testing import model_config
 from mlx_qwen3tts.config import ModelConfig
@@ -50,8 +50,8 @@ class PacedTTS(FakeTTS):
 def paced(env, monkeypatch):  # noqa: F811
     """Returns a function that installs a PacedTTS of the given pace as the loaded model."""
     clock = [1000.0]
-    # feed() times chunks with pipeline.time.perf_counter; differences of it are the fake clock's.
-    monkeypatch.setattr(pipeline, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    # feed() times chunks with sinks.time.perf_counter; differences of it are the fake clock's.
+    monkeypatch.setattr(sinks, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
 
     def install(ms_per_frame: float) -> PacedTTS:
         env.tts = PacedTTS(clock, ms_per_frame)
@@ -62,7 +62,7 @@ def paced(env, monkeypatch):  # noqa: F811
 
 def test_slow_playback_prints_the_advice_once(paced, capsys):
     paced(200.0)
-    assert speak.main(["Hello there. This is a slow machine."]) == 0
+    assert cli.main(["Hello there. This is a slow machine."]) == 0
     lines = capsys.readouterr().err.splitlines()
     tips = [line for line in lines if ADVICE in line]
     assert len(tips) == 1, lines
@@ -80,7 +80,7 @@ def test_on_a_terminal_the_advice_does_not_break_the_status_line(paced, monkeypa
     paced(200.0)
     err = Terminal()
     monkeypatch.setattr(sys, "stderr", err)
-    assert speak.main(["Hello there. This is a slow machine."]) == 0
+    assert cli.main(["Hello there. This is a slow machine."]) == 0
     out = err.getvalue()
     start = out.index(ADVICE)
     # The status line is cleared first, the advice ends its own line, the status is redrawn below.
@@ -92,7 +92,7 @@ def test_on_a_terminal_the_advice_does_not_break_the_status_line(paced, monkeypa
 
 def test_fast_playback_prints_no_advice(paced, capsys):
     paced(40.0)
-    assert speak.main(["Hello there. This machine keeps up."]) == 0
+    assert cli.main(["Hello there. This machine keeps up."]) == 0
     err = capsys.readouterr().err
     assert ADVICE not in err and "s of speech" in err
 
@@ -101,7 +101,7 @@ def test_fast_playback_prints_no_advice(paced, capsys):
 def test_quiet_or_no_listener_prints_no_advice(paced, capsys, tmp_path, flags):
     paced(200.0)
     argv = ["Hello there. This is a slow machine."] + [f.format(tmp=tmp_path) for f in flags]
-    assert speak.main(argv) == 0
+    assert cli.main(argv) == 0
     assert ADVICE not in capsys.readouterr().err
 
 
@@ -109,5 +109,5 @@ def test_text_still_arriving_prints_no_advice(paced, capsys, monkeypatch):
     # Waiting for stdin looks like slowness; the pace is not judged then.
     paced(200.0)
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hello there. This arrives from a pipe."))
-    assert speak.main(["-"]) == 0
+    assert cli.main(["-"]) == 0
     assert ADVICE not in capsys.readouterr().err

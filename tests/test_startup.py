@@ -8,7 +8,7 @@ import pytest
 # Each case runs in a fresh interpreter: (what it runs, what it must print).
 CASES = {
     "speak imports without transformers": (
-        "import sys, mlx_qwen3tts.app.speak, mlx_qwen3tts.generation, mlx_qwen3tts.sampling\n"
+        "import sys, mlx_qwen3tts.app.cli, mlx_qwen3tts.generation, mlx_qwen3tts.sampling\n"
         "print('transformers' in sys.modules, 'mlx_lm.utils' in sys.modules)",
         "False False"),
     "mlx_lm is whole for programs that use it after us": (

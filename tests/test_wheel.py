@@ -61,7 +61,7 @@ def test_wheel_holds_the_app_as_files_the_forwarder_source_and_no_tests(wheel):
 
 def test_the_venv_imports_the_wheel_not_the_source(venv, tmp_path):
     where, env = venv
-    where_from = run(where / "bin/python", "-c", "import mlx_qwen3tts.app.speak as m; print(m.__file__)",
+    where_from = run(where / "bin/python", "-c", "import mlx_qwen3tts.app.cli as m; print(m.__file__)",
                      cwd=tmp_path, env=env)
     assert Path(where_from.stdout.strip()).is_relative_to(where), where_from.stdout + where_from.stderr
     # One identity: the app's classes are the same objects by any route, and the wheel has no

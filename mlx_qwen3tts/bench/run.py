@@ -35,8 +35,8 @@ from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .reference import median_of
 from ..blas import warn_if_slow
 from ..generation import HostSyncs
-from .floor import kernel_floor, time_halves
-from ..speed import SIZES, figures, report
+from .kernel_floor import kernel_floor, time_halves
+from ..rtf import SIZES, figures, report
 from ..pipeline import DEFAULT_CHUNK_FRAMES
 from .table import column_label, format_table
 
@@ -224,7 +224,7 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
     out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
                     frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
     if args.live:
-        from .live import format_live, live_benchmark
+        from .live_text import format_live, live_benchmark
 
         # Sampled, as a user hears it, with a budget: a random model need not draw EOS.
         kwargs = {k: v for k, v in request_kwargs(tts, args.frames, args.speaker, args.instruct).items()

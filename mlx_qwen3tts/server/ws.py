@@ -19,11 +19,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from mlx_qwen3tts import SpeechOptions, TextFeed
+from mlx_qwen3tts import SAMPLE_RATE, SpeechOptions, TextFeed
 
 from .encoders import make_encoder
 from .errors import APIError
-from .generation import Generation
+from .pump import Pump
 from .params import check_model, stream_options
 from .scheduler import QueueFull, Turn
 from .state import Record, ServerState
@@ -120,7 +120,7 @@ class Session:
         self.options = stream_options(data, self.state, voice_required=False)
         self.format = fmt
         voice = self.options.speaker or (data.get("voice") if self.options.voice is not None else None)
-        await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": 24000,
+        await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": SAMPLE_RATE,
                           "channels": 1, "response_format": fmt, "voice": voice})
 
 
@@ -207,8 +207,8 @@ class Session:
                 await self._close()
 
     async def _generate(self, feed: TextFeed, turn: Turn, options: SpeechOptions, fmt: str) -> None:
-        encoder = make_encoder(fmt, 24000)
-        generation = Generation(self.state.tts.stream(feed, options), feed, self.state.executor)
+        encoder = make_encoder(fmt, SAMPLE_RATE)
+        generation = Pump(self.state.tts.stream(feed, options), feed, self.state.executor)
         giving_back = asyncio.create_task(self._give_back_when_wanted(feed, turn))
         try:
             while (chunk := await generation.next()) is not None:
@@ -231,7 +231,7 @@ class Session:
             if record.ttfb is None:
                 record.ttfb = time.perf_counter() - self.on_air.text.began
             await self._bytes(encoder.encode(chunk.samples))
-            record.audio_seconds += len(chunk.samples) / 24000
+            record.audio_seconds += len(chunk.samples) / SAMPLE_RATE
             record.frames = chunk.frames
         ends = chunk.end_of_utterance or (chunk.is_last and self.on_air is not None)
         if ends and (self.on_air is not None or chunk.finish_reason != "cancelled"):

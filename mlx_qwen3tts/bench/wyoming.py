@@ -1,8 +1,8 @@
-"""`python -m mlx_qwen3tts.server.wyoming_bench`: the native Wyoming server against the
+"""`python -m mlx_qwen3tts.bench.wyoming`: the native Wyoming server against the
 wyoming-openai proxy route, timed by `wyoming-bench` in one run.
 
-    python -m mlx_qwen3tts.server.wyoming_bench --make-checkpoint tiny
-    python -m mlx_qwen3tts.server.wyoming_bench --make-checkpoint 0.6b --rounds 1 --frames 12
+    python -m mlx_qwen3tts.bench.wyoming --make-checkpoint tiny
+    python -m mlx_qwen3tts.bench.wyoming --make-checkpoint 0.6b --rounds 1 --frames 12
 
 The server (HTTP and `--wyoming`, one model) runs in this process; Home Assistant's older route,
 wyoming-openai 0.8.0 in front of the same server's HTTP API (one request per sentence,
@@ -82,7 +82,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mlx_qwen3tts.server.wyoming_bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m mlx_qwen3tts.bench.wyoming", description=__doc__.split("\n")[0])
     p.add_argument("--model", help="checkpoint folder or repo id")
     p.add_argument("--make-checkpoint", choices=["tiny", "0.6b", "1.7b"], help="a random checkpoint of this size")
     p.add_argument("--voice", help="voice to ask for (default: the model's first)")
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     import mlx_qwen3tts
     from mlx_qwen3tts.testing import make_checkpoint
 
-    from .bench import BackgroundServer
-    from .cli import bind
-    from .wyoming_listen import attach
+    from .server import BackgroundServer
+    from ..server.cli import bind
+    from ..server.wyoming_listen import attach
 
     model = args.model or str(make_checkpoint(args.make_checkpoint, "custom_voice"))
     tts = mlx_qwen3tts.load(model)
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             stop(proxy)
 
 
-if __name__ == "__main__":  # `python -m mlx_qwen3tts.server.wyoming_bench`: the package's entry starts it
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.bench.wyoming`: the package's entry starts it
     import runpy
 
     runpy.run_module("mlx_qwen3tts", run_name="__main__")

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from .pipeline import Progress, Recorder, feed
+from .sinks import Progress, Recorder, feed
 from .player import NoOutputDevice, Player, check_output_device
 from .status import Status
 from mlx_qwen3tts import DEFAULT_MODEL, MODEL_ENV, default_model
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     progress: Progress | None = None
     interrupted = False
     # Only a listener needs real time; text still arriving would make its waits look slow.
-    from mlx_qwen3tts.speed import RealTimeWatch
+    from mlx_qwen3tts.rtf import RealTimeWatch
 
     watch = RealTimeWatch(tts) if player is not None and not args.quiet and isinstance(text, str) else None
 

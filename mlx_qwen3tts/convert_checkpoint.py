@@ -1,8 +1,8 @@
 """`python -m mlx_qwen3tts convert`: official Qwen3-TTS checkpoints -> MLX folders, float or 4/8-bit.
 
-    python -m mlx_qwen3tts.convert --hf-path Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --mlx-path tts-8bit -q
-    python -m mlx_qwen3tts.convert --hf-path SRC --mlx-path tts-mixed --quant-recipe mixed --check
-    python -m mlx_qwen3tts.convert --report tts-mixed
+    python -m mlx_qwen3tts convert --hf-path Qwen/Qwen3-TTS-12Hz-0.6B-CustomVoice --mlx-path tts-8bit -q
+    python -m mlx_qwen3tts convert --hf-path SRC --mlx-path tts-mixed --quant-recipe mixed --check
+    python -m mlx_qwen3tts convert --report tts-mixed
 
 The output loads with `mlx_qwen3tts.load()`: weights in MLX layout (renamed, transposed,
 codebook vectors precomputed), config.json with a `quantization` block when quantized, the
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # `python -m mlx_qwen3tts.convert`: the package's entry starts every command
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.convert_checkpoint`: the package's entry starts every command
     import runpy
 
     runpy.run_module("mlx_qwen3tts", run_name="__main__")

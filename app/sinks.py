@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from mlx_qwen3tts import SAMPLE_RATE
+
 if TYPE_CHECKING:
     from mlx_qwen3tts.audio import AudioChunk
 
@@ -25,7 +27,7 @@ class Sink(Protocol):
 class Recorder:
     """Keeps every sample in memory and writes them as one file at the end."""
 
-    def __init__(self, sample_rate: int = 24000):
+    def __init__(self, sample_rate: int = SAMPLE_RATE):
         self.sample_rate = sample_rate
         self._parts: list[np.ndarray] = []
 
@@ -56,7 +58,7 @@ class Progress:
     chunks: int = 0
     streams: int = 0  # streams played to their end
     samples: int = 0
-    sample_rate: int = 24000
+    sample_rate: int = SAMPLE_RATE
     elapsed: float = 0.0
     stopped: bool = False  # ended early by the `stop` event
 

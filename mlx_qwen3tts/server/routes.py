@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 from . import errors
-from .guard import Guard
+from .middleware import Guard
 from .params import parse_json, speech_request
 from .realtime import RealtimeSession, model_accepted
 from .realtime_events import error_event

@@ -20,7 +20,7 @@ FIRST_SEND_WAIT = 1.0
 _END = object()
 
 
-class Generation:
+class Pump:
     """Chunks of `stream` (fed by `feed`) as they are made; `cancel()` stops it within a frame."""
 
     def __init__(self, stream, feed: TextFeed, executor: Executor):

@@ -1,7 +1,7 @@
-"""`python -m mlx_qwen3tts.server.bench`: what the server adds to the time to first audio.
+"""`python -m mlx_qwen3tts.bench.server`: what the server adds to the time to first audio.
 
-    python -m mlx_qwen3tts.server.bench --make-checkpoint tiny --requests 9
-    python -m mlx_qwen3tts.server.bench --make-checkpoint 0.6b --requests 5 --frames 2
+    python -m mlx_qwen3tts.bench.server --make-checkpoint tiny --requests 9
+    python -m mlx_qwen3tts.bench.server --make-checkpoint 0.6b --requests 5 --frames 2
 
 In one run, on one loaded checkpoint, the same request is timed three ways, round after round:
 in process (`tts.stream()` to its first chunk), over HTTP (a streamed `pcm` request to its
@@ -32,9 +32,9 @@ class BackgroundServer:
     def __init__(self, tts):
         import uvicorn
 
-        from .app import create_app
-        from .cli import bind
-        from .state import Settings
+        from ..server.routes import create_app
+        from ..server.cli import bind
+        from ..server.state import Settings
 
         self.app = create_app(Settings(model_id="bench"), tts)
         self._sock = bind("127.0.0.1", 0)
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # `python -m mlx_qwen3tts.server.bench`: the package's entry starts every command
+if __name__ == "__main__":  # `python -m mlx_qwen3tts.bench.server`: the package's entry starts every command
     import runpy
 
     runpy.run_module("mlx_qwen3tts", run_name="__main__")
