@@ -11,7 +11,8 @@ import mlx_qwen3tts
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.guards import Guards
-from mlx_qwen3tts.pipeline import Frames, cut_faults
+from mlx_qwen3tts.pipeline import Frames
+from mlx_qwen3tts.trim import cut_faults
 from mlx_qwen3tts.prompt import tokenize
 from mlx_qwen3tts.request import voice_frames
 from mlx_qwen3tts.text import TextFeed, segment_tokens

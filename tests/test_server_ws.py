@@ -9,35 +9,20 @@ import httpx
 import numpy as np
 import pytest
 
-from mlx_qwen3tts import TextFeed
-from serving import TEXT, LiveServer, Socket, decode, wait_for
+from serving import LIVE, PCM16, TEXT, LiveServer, Socket, decode, live_feed, pieces, wait_for
 from serving import server, tts  # noqa: F401  (fixtures)
 
 pytest.importorskip("websockets")
 
 SECOND = "And here is a second sentence, after the flush."
 OPTIONS = dict(seed=3, max_new_tokens=12)
-LIVE = dict(non_streaming_mode=False)  # the WebSocket's default layout: the model reads the text as it speaks
 LONG = dict(seed=0, max_new_tokens=200)  # this text and seed run to the budget: about 2.8 s of work
-PCM16 = 1 / 32768 + 1e-6
-
-
-def pieces(text: str, sizes=(1, 3, 2, 7, 5)) -> list[str]:
-    out, i, k = [], 0, 0
-    while i < len(text):
-        out.append(text[i:i + sizes[k % len(sizes)]])
-        i, k = i + sizes[k % len(sizes)], k + 1
-    return out
 
 
 def live_api(tts, ops, **options) -> dict[int, np.ndarray]:
     """What `tts.stream()` makes in process from the same writes and flushes: audio per utterance."""
-    feed = TextFeed()
-    for op in ops:
-        feed.flush() if op is None else feed.write(op)
-    feed.close()
     out: dict[int, list] = {}
-    for chunk in tts.stream(feed, speaker="vivian", **LIVE, **options):
+    for chunk in tts.stream(live_feed(ops), speaker="vivian", **LIVE, **options):
         out.setdefault(chunk.utterance, []).append(chunk.samples)
     return {u: np.concatenate(parts) for u, parts in out.items()}
 

@@ -14,8 +14,7 @@ import pytest
 pytest.importorskip("wyoming", reason="the Wyoming tests need the test extra: pip install -e '.[test]'")
 
 import mlx_qwen3tts  # noqa: E402
-from mlx_qwen3tts import TextFeed  # noqa: E402
-from serving import TEXT, wait_for  # noqa: E402
+from serving import LIVE, PCM16, TEXT, live_feed, pieces, wait_for  # noqa: E402
 from serving import tts  # noqa: E402, F401  (fixture)
 from wyoming.audio import AudioChunk, AudioStart  # noqa: E402
 from wyoming.error import Error  # noqa: E402
@@ -27,27 +26,12 @@ from wyoming_client import Served, Wyoming, audio_of, kinds, run  # noqa: E402
 SECOND = "And here is a second sentence, after the first."
 OPTIONS = dict(seed=3, max_new_tokens=40)
 LONG = dict(seed=0, max_new_tokens=200)  # runs to the budget on this text: seconds of work
-LIVE = dict(non_streaming_mode=False)  # streamed text is read as it is spoken
-PCM16 = 1 / 32768 + 1e-6
 VIVIAN = SynthesizeVoice(name="vivian")
-
-
-def pieces(text: str, sizes=(1, 3, 2, 7, 5)) -> list[str]:
-    """`text` cut into pieces of these sizes in turn: most cuts fall inside words."""
-    out, i, k = [], 0, 0
-    while i < len(text):
-        out.append(text[i:i + sizes[k % len(sizes)]])
-        i, k = i + sizes[k % len(sizes)], k + 1
-    return out
 
 
 def live_audio(tts, parts: list[str], speaker: str, **options) -> np.ndarray:
     """What the library speaks for these pieces written into one feed."""
-    feed = TextFeed()
-    for part in parts:
-        feed.write(part)
-    feed.close()
-    return tts.generate(feed, speaker=speaker, **LIVE, **options).samples
+    return tts.generate(live_feed(parts), speaker=speaker, **LIVE, **options).samples
 
 
 @pytest.fixture(scope="module")

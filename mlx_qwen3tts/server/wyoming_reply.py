@@ -22,7 +22,7 @@ from mlx_qwen3tts import SAMPLE_RATE, SpeechOptions, TextFeed
 
 from .encoders import to_pcm16
 from .pump import Pump
-from .scheduler import QueueFull, Turn
+from .scheduler import Turn, acquire_or_drop
 from .state import Record, ServerState
 
 logger = logging.getLogger(__name__)
@@ -90,12 +90,8 @@ class Speaker:
             if not reply.speakable:
                 return
             feed = reply.feed
-            try:
-                turn = await self.state.scheduler.acquire("wyoming")
-            except QueueFull as e:
-                feed.cancel()
-                reply.leave(feed)
-                await self._error(f"{e}; this text was dropped", "server_busy")
+            turn = await acquire_or_drop(self.state.scheduler, "wyoming", feed, reply.leave, self._error)
+            if turn is None:
                 continue
             if not reply.record.queued:
                 reply.record.queued, reply.record.ahead = turn.waited, turn.ahead
