@@ -146,3 +146,18 @@ def test_text_layout_whole_puts_each_utterance_in_the_prompt_first(server, tts):
     streaming = tts.generate(TEXT, speaker="vivian", **LIVE, **OPTIONS).samples
     np.testing.assert_allclose(decode(r.content, "pcm"), streaming, atol=PCM16)
     assert not np.allclose(whole, streaming, atol=4 * PCM16)
+
+
+def test_text_after_the_utterance_went_on_air_counts_to_it(server):
+    # The first words are on air before the rest of the utterance arrives (no flush between).
+    with Socket(server) as ws:
+        ws.send("session.config", voice="vivian", **LONG)
+        ws.send("input.text", text="Hello there,")
+        ws.until("audio.start")
+        ws.send("input.text", text=" and more words.")
+        ws.send("input.done")
+        done = ws.until("audio.done")
+        assert ws.until_closed() == 1000
+    assert done["utterance"] == 0 and not [e for e in ws.events if e.get("type") == "error"]
+    record = [r for r in server.state.records if r.kind == "ws"][-1]  # logged before its audio.done
+    assert record.chars == len("Hello there, and more words.")
