@@ -34,8 +34,8 @@ def stuck(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp("ok") / "cv", seed=5))
+def tts(tiny_tts):
+    return tiny_tts
 
 
 def test_a_fault_ends_its_segment_and_the_next_one_runs(stuck):

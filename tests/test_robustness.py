@@ -44,8 +44,8 @@ def stuck(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp("ok") / "cv", seed=5))
+def tts(tiny_tts):
+    return tiny_tts
 
 
 GREEDY = dict(speaker="vivian", temperature=0, subtalker_temperature=0)

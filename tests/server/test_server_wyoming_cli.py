@@ -22,7 +22,7 @@ from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.tts import Synthesize, SynthesizeVoice  # noqa: E402
 from wyoming_client import Wyoming, run  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VIVIAN = SynthesizeVoice(name="vivian")
 
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import mlx_qwen3tts
-from reference import build_checkpoint, requires_reference, write_speechlike_wav
+from reference import requires_reference, write_speechlike_wav
 from serving import TEXT, LiveServer, Socket, decode
 
 pytestmark = [requires_reference]
@@ -23,8 +23,8 @@ PCM16 = 1 / 32768 + 1e-6
 
 
 @pytest.fixture(scope="module")
-def tts():
-    return mlx_qwen3tts.load(build_checkpoint("base", "proj", "0b6", seed=2))
+def tts(tiny_folder):
+    return mlx_qwen3tts.load(tiny_folder("base"))
 
 
 @pytest.fixture(scope="module")

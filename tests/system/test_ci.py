@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / ".ci" / "ran_all.py"
 
 # The third test ends the interpreter as a crash or a stray os._exit would: status 0, no summary.

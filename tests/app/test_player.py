@@ -166,7 +166,7 @@ def run(scenario: str, tmp_path) -> dict:
     out = str(tmp_path / "result.npz")
     # The child runs this file as a script: the checkout's package goes on its path (an
     # installed copy, where there is one, would come after it).
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, HOME=str(home), PYTHONPATH=path)
     proc = subprocess.run([sys.executable, __file__, scenario, out], env=env, capture_output=True,

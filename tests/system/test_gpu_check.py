@@ -22,7 +22,7 @@ from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.bench.gpu_check import GPU_PARTS, PARTS, has_gpu
 from mlx_qwen3tts.rtf import frame_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def gpu_check(tmp_path: Path, *args: str) -> tuple[dict, str]:

@@ -2,7 +2,7 @@
 `OpenAITTSService` and LiveKit's `openai.TTS`, each run from a venv of its own (client_venvs.py)
 as a user's program would. Marked `clients`: not in the default run.
 
-    python -m pytest -q -m clients tests/test_clients.py
+    python -m pytest -q -m clients tests/server/test_clients.py
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from serving import tts  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.clients
 
-SCRIPTS = Path(__file__).resolve().parent / "clients"
+SCRIPTS = Path(__file__).resolve().parents[1] / "clients"
 TEXT = "Hello there. This is a test."
 RUN_TIMEOUT = 300
 

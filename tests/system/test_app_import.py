@@ -1,5 +1,5 @@
 """`mlx_qwen3tts.app` is the app's one import name in a source checkout and in an editable
-install (tests/test_wheel.py checks the wheel): the top-level `app/` folder never makes a second
+install (tests/system/test_wheel.py checks the wheel): the top-level `app/` folder never makes a second
 module tree of the same files."""
 
 from __future__ import annotations
