@@ -10,7 +10,8 @@ if __name__ != "mlx_qwen3tts.app":
                       "import mlx_qwen3tts.app (for example, from mlx_qwen3tts.app import Player)")
 
 from .sinks import Progress, Recorder, feed  # noqa: E402
-from .player import NoOutputDevice, Player, check_output_device  # noqa: E402
+from .device import NoOutputDevice, check_output_device
+from .player import Player  # noqa: E402
 from .session import Speech  # noqa: E402
 from mlx_qwen3tts.text import estimate_seconds  # noqa: E402
 

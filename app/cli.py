@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .sinks import Progress, Recorder, feed
-from .player import NoOutputDevice, Player, check_output_device
+from .device import NoOutputDevice, check_output_device
+from .player import Player
 from .status import Status
 from mlx_qwen3tts import DEFAULT_MODEL, MODEL_ENV, default_model
 from mlx_qwen3tts.text import estimate_seconds

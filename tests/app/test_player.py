@@ -36,7 +36,8 @@ def _child(scenario: str, out: str) -> None:
     import sounddevice as sd
 
     from mlx_qwen3tts.app.sinks import Recorder, feed
-    from mlx_qwen3tts.app.player import NoOutputDevice, Player, check_output_device
+    from mlx_qwen3tts.app.device import NoOutputDevice, check_output_device
+    from mlx_qwen3tts.app.player import Player
 
     captured: list[np.ndarray] = []
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from mlx_qwen3tts.app import cli
-from mlx_qwen3tts.app.player import NoOutputDevice
+from mlx_qwen3tts.app.device import NoOutputDevice
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.options import speech_options
 
