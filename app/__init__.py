@@ -9,8 +9,9 @@ if __name__ != "mlx_qwen3tts.app":
     raise ImportError(f"the app folder is the package mlx_qwen3tts.app, not {__name__!r}: "
                       "import mlx_qwen3tts.app (for example, from mlx_qwen3tts.app import Player)")
 
-from .pipeline import Progress, Recorder, feed  # noqa: E402
-from .player import NoOutputDevice, Player, check_output_device  # noqa: E402
+from .sinks import Progress, Recorder, feed  # noqa: E402
+from .device import NoOutputDevice, check_output_device
+from .player import Player  # noqa: E402
 from .session import Speech  # noqa: E402
 from mlx_qwen3tts.text import estimate_seconds  # noqa: E402
 

@@ -10,30 +10,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from mlx_qwen3tts import SAMPLE_RATE
+
+from .device import NoOutputDevice, load_sounddevice
+
 log = logging.getLogger(__name__)
-
-
-class NoOutputDevice(RuntimeError):
-    """Raised when there is no audio output to play through."""
-
-
-def _sounddevice():
-    # Imported late: PortAudio reads its configuration at import, and may be missing entirely.
-    try:
-        import sounddevice
-    except OSError as e:
-        raise NoOutputDevice(f"audio output is unavailable ({e})") from None
-    return sounddevice
-
-
-def check_output_device(device: int | str | None = None) -> str:
-    """Returns the name of the output device, or raises `NoOutputDevice`."""
-    sd = _sounddevice()
-    try:
-        return sd.query_devices(device, kind="output")["name"]
-    except (ValueError, sd.PortAudioError):
-        what = "no audio output device found" if device is None else f"no audio output device {device!r}"
-        raise NoOutputDevice(what) from None
 
 
 def fade_curve(n: int) -> np.ndarray:
@@ -76,7 +57,7 @@ class Player:
 
     def __init__(
         self,
-        sample_rate: int = 24000,
+        sample_rate: int = SAMPLE_RATE,
         *,
         device: int | str | None = None,
         buffer_seconds: float = 60.0,
@@ -120,7 +101,7 @@ class Player:
         """Opens and starts the output stream; raises `NoOutputDevice` if that fails."""
         if self._stream is not None:
             return self
-        sd = _sounddevice()
+        sd = load_sounddevice()
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.sample_rate, channels=1, dtype="float32", device=self.device,

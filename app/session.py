@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .pipeline import Progress, feed
+from .sinks import Progress, feed
 from .player import Player
 from mlx_qwen3tts.text import estimate_seconds
 

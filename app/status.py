@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .pipeline import Progress
+from .sinks import Progress
 from .player import Player
 
 

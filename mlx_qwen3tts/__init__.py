@@ -10,13 +10,13 @@ from ._deferred_mlx_lm import defer_mlx_lm_init
 defer_mlx_lm_init()  # before any mlx_lm import: its package __init__ costs seconds of start-up
 find_app_in_checkout()  # a source checkout has no mlx_qwen3tts/app folder
 
-__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "Audio", "AudioChunk", "OptionError", "SpeechOptions", "TTS", "TextFeed",
+__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "SAMPLE_RATE", "Audio", "AudioChunk", "OptionError", "SpeechOptions", "TTS", "TextFeed",
            "Voice", "clean_text", "default_model", "load"]
 __version__ = "0.1.0"
 
 _EXPORTS = {"Audio": "audio", "AudioChunk": "audio", "OptionError": "checks", "SpeechOptions": "options",
             "TTS": "tts", "TextFeed": "text", "Voice": "voice", "clean_text": "text", "load": "loading",
-            "DEFAULT_MODEL": "loading", "MODEL_ENV": "loading", "default_model": "loading"}
+            "SAMPLE_RATE": "audio", "DEFAULT_MODEL": "loading", "MODEL_ENV": "loading", "default_model": "loading"}
 
 
 def __getattr__(name: str):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 # command -> (module with main(argv) -> int, one line for the listing)
 COMMANDS = {
-    "speak": ("mlx_qwen3tts.app.speak", "say text out loud as it is generated, or write it to a file"),
-    "convert": ("mlx_qwen3tts.convert", "convert a checkpoint to MLX (4/8-bit), or report a conversion's quality"),
+    "speak": ("mlx_qwen3tts.app.cli", "say text out loud as it is generated, or write it to a file"),
+    "convert": ("mlx_qwen3tts.convert_checkpoint", "convert a checkpoint to MLX (4/8-bit), or report a conversion's quality"),
     "bench": ("mlx_qwen3tts.bench.run", "time to first audio, real-time factor and per-frame cost"),
     "serve": ("mlx_qwen3tts.server.cli", "a local speech server: OpenAI's speech API and a live-text WebSocket"),
 }
@@ -36,21 +36,21 @@ def usage() -> str:
 
 # Commands the listing leaves out: tools for the project's own measurements.
 TOOLS = {
-    "server-bench": "mlx_qwen3tts.server.bench",
+    "server-bench": "mlx_qwen3tts.bench.server",
     "gpu-check": "mlx_qwen3tts.bench.gpu_check",
-    "wyoming-bench": "mlx_qwen3tts.server.wyoming_bench",
+    "wyoming-bench": "mlx_qwen3tts.bench.wyoming",
 }
 # The other ways in, by the file Python started (relative to the package's parent folder): each
 # of these files hands its start to this module (runpy), so what every start needs happens here.
 ENTRY_FILES = {
     "mlx_qwen3tts/speak.py": "speak",
-    "mlx_qwen3tts/convert.py": "convert",
+    "mlx_qwen3tts/convert_checkpoint.py": "convert",
     "convert.py": "convert",  # the repository's script
     "mlx_qwen3tts/bench/__main__.py": "bench",
     "mlx_qwen3tts/server/__main__.py": "serve",
-    "mlx_qwen3tts/server/bench.py": "server-bench",
+    "mlx_qwen3tts/bench/server.py": "server-bench",
     "mlx_qwen3tts/bench/gpu_check.py": "gpu-check",
-    "mlx_qwen3tts/server/wyoming_bench.py": "wyoming-bench",
+    "mlx_qwen3tts/bench/wyoming.py": "wyoming-bench",
 }
 
 

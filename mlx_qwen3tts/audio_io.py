@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-TARGET_SAMPLE_RATE = 24000
+from .audio import SAMPLE_RATE
+
+TARGET_SAMPLE_RATE = SAMPLE_RATE
 MAX_CHANNELS = 8
 MIN_SECONDS = 1.0
 MAX_SECONDS = 60.0

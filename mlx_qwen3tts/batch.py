@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import mlx.core as mx
 import numpy as np
 
-from . import worker
+from . import lanes
 from .batch_member import AHEAD, Member, Reader, cat
 from .generation import FrameStepper, generation_stream
 from .models.talker import Talker
@@ -51,7 +51,7 @@ class BatchEngine:
         self.steps = 0  # batch steps run (for the benchmark and /health)
         self.rows = 0  # stream-frames made
         self.widest = 0  # the most streams one step has run
-        # Never ended (see worker.py: a thread that ran compiled functions must outlive them).
+        # Never ended (see lanes.py: a thread that ran compiled functions must outlive them).
         self._thread = threading.Thread(target=self._serve, name="mlx-qwen3tts-batch", daemon=True)
         self._thread.start()
         atexit.register(self._park)
@@ -122,10 +122,10 @@ class BatchEngine:
             return stepper, c0, hidden
 
         # On a lane of the package's (at once when called from one): a thread that has run
-        # compiled functions must outlive them (worker.py). A graph cannot move threads: the
+        # compiled functions must outlive them (lanes.py). A graph cannot move threads: the
         # prompt is evaluated where it was built.
         mx.eval(prompt.prefill)
-        stepper, c0, hidden = worker.shared().call(prefill)
+        stepper, c0, hidden = lanes.shared().call(prefill)
         last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
         if last_step <= 0 or c0.item() == stepper.eos:
             return iter(())

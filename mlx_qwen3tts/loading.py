@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from . import worker
+from . import lanes
 from .blas import warn_if_slow
 from .codec import load_speech_decoder
 from .config import ModelConfig
@@ -38,7 +38,7 @@ def load(path_or_repo: str | Path, dtype: str | mx.Dtype | None = "auto") -> TTS
     and keeps the checkpoint's dtype on the GPU; None always keeps it; "float32", "bfloat16"
     or "float16" casts. The work runs on the library's own thread, where generation runs too.
     """
-    return worker.shared().call(lambda: _load(path_or_repo, dtype))
+    return lanes.shared().call(lambda: _load(path_or_repo, dtype))
 
 
 def _load(path_or_repo: str | Path, dtype: str | mx.Dtype | None) -> TTS:

@@ -1,6 +1,6 @@
 """The reference's offline decode: all frames first, then the codec over 300-frame windows.
 
-Only `TTS.decode_reference` (or `generate(..., decode="reference")`) takes this path; every
+Only `TTS.decode` (or `generate(..., decode="reference")`) takes this path; every
 other way of making audio decodes as it streams, through one causal decoder.
 """
 
@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import mlx.core as mx
 import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, AudioChunk
+from .codec import chunked_decode
 from .guards import GUARD_REASONS
-from .pipeline import Frame, trim_silence
+from .pipeline import Frame
+from .trim import trim_silence
 
 
 def without_faults(frames: list[Frame]) -> np.ndarray:
@@ -50,3 +53,13 @@ def offline_audio(decode: Callable[[np.ndarray], np.ndarray], frames: list[Frame
     faults = [r for r in reasons if r in GUARD_REASONS]
     reason = faults[0] if faults else (reasons[-1] if reasons else "eos")
     return Audio(samples, SAMPLE_RATE, codes, time.perf_counter() - started, reason)
+
+
+def decode_codes(decoder, codes: np.ndarray, full_causal: bool = False) -> np.ndarray:
+    """Codes (frames, 16) -> float32 waveform: the reference's 300-frame windows, or with
+    `full_causal` the whole clip at once (what streaming gives). Runs on the model's thread."""
+    x = mx.array(codes)[None]
+    # A copy, so the MLX buffer goes now and the cache is cleared of it too.
+    wav = np.array((decoder(x) if full_causal else chunked_decode(decoder, x))[0], dtype=np.float32)
+    mx.clear_cache()  # a window's transients can be a GB
+    return wav

@@ -8,8 +8,8 @@ its own source. Each stage is handed its collaborators (talker, decoder, guards)
                      reason decided here and nowhere else
     decode_chunks()  one continuous decoder over every segment: `AudioChunk`s
     stop_on_silence  ends a segment that has gone silent for too long (through `Frames`)
-    cut_faults()     drops a fault's frames from a whole clip, in place
-    trim_silence()   drops the quiet the model leaves at the end of each utterance
+    cut_faults()     drops a fault's frames from a whole clip, in place (trim.py)
+    trim_silence()   drops the quiet the model leaves at the end of each utterance (trim.py)
 
 The fault rule: a guard that fires ends the segment it fired in, and the next segment goes on;
 the stream's finish reason is the first fault, else how its last segment ended. The frames that
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import mlx.core as mx
 import numpy as np
 
-from .audio import SAMPLE_RATE, SAMPLES_PER_FRAME, AudioChunk
+from .audio import SAMPLE_RATE, AudioChunk
 from .config import ModelConfig
 from .generation import generate_frames, generation_stream, wired_limit
 from .guards import FrameGuard, Guards, SilenceGuard
@@ -36,8 +36,6 @@ from .request import Request, segment_prompt
 from .text import Cancelled
 
 DEFAULT_CHUNK_FRAMES = (1, 2, 4, 8)
-WINDOW = SAMPLE_RATE // 50  # 20 ms; divides a frame, so windows stay on one grid across chunks
-KEEP = SAMPLE_RATE // 5  # silence kept after the last sound: a natural pause
 
 
 @dataclass(frozen=True)
@@ -217,10 +215,11 @@ def decode_chunks(decoder, frames: Iterable[Frame], chunk_frames: int | tuple[in
             want = next(schedule)
     finally:
         decoder.reset_state()
-        _close(frames)
+        close_source(frames)
 
 
-def _close(source) -> None:
+def close_source(source) -> None:
+    """Closes a stage's source (if it can be closed)."""
     # Each stage closes its own source, which stops the stages (and the generation) before it.
     close = getattr(source, "close", None)
     if close is not None:
@@ -248,57 +247,4 @@ def stop_on_silence(chunks: Iterator[AudioChunk], guards: Guards, frames: Frames
                 frames.end_segment(*fault)
             yield chunk
     finally:
-        _close(chunks)
-
-
-def cut_faults(chunks: Iterator[AudioChunk]) -> Iterator[AudioChunk]:
-    """Holds each segment's chunks until it ends, then drops the audio of its fault's frames."""
-    held: list[AudioChunk] = []
-    try:
-        for chunk in chunks:
-            held.append(chunk)
-            if not (chunk.segment_end or chunk.is_last):
-                continue
-            cut = chunk.bad_frames * SAMPLES_PER_FRAME
-            for i in reversed(range(len(held))):
-                if cut <= 0:
-                    break
-                keep = max(0, len(held[i].samples) - cut)
-                cut -= len(held[i].samples) - keep
-                held[i] = replace(held[i], samples=held[i].samples[:keep])
-            yield from held
-            held = []
-    finally:
-        _close(chunks)
-
-
-def loud_end(samples: np.ndarray, rms: float) -> int:
-    """The index just past the last 20 ms window at or above `rms` (0 if none)."""
-    n = len(samples) // WINDOW
-    energy = np.sqrt(np.mean(np.square(samples[: n * WINDOW].reshape(n, WINDOW)), axis=1))
-    loud = np.flatnonzero(energy >= rms)
-    if len(samples) > n * WINDOW and np.sqrt(np.mean(np.square(samples[n * WINDOW:]))) >= rms:
-        return len(samples)
-    return int(loud[-1] + 1) * WINDOW if len(loud) else 0
-
-
-def trim_silence(chunks: Iterator[AudioChunk], rms: float) -> Iterator[AudioChunk]:
-    """Holds back quiet audio until something audible follows; where an utterance ends, keeps
-    only a short pause of it. The result does not depend on the chunk sizes."""
-    held = np.zeros(0, np.float32)  # trailing quiet audio not yet known to be a pause
-    index = 0
-    try:
-        for chunk in chunks:
-            audio = np.concatenate([held, chunk.samples])
-            end = loud_end(audio, rms)
-            if chunk.end_of_utterance:
-                end = min(len(audio), end + KEEP)
-            samples, held = audio[:end], audio[end:]
-            if chunk.end_of_utterance:
-                held = np.zeros(0, np.float32)
-            if not len(samples) and not (chunk.end_of_utterance or chunk.is_last):
-                continue
-            yield replace(chunk, samples=samples, index=index)
-            index += 1
-    finally:
-        _close(chunks)
+        close_source(chunks)

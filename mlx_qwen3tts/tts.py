@@ -12,24 +12,24 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from . import worker
+from . import lanes
 from .audio import SAMPLE_RATE, Audio, AudioChunk
 from .batch import BatchEngine
 from .checks import OptionError
-from .codec import chunked_decode
 from .codec.encoder import load_speech_encoder
 from .config import ModelConfig
-from .decoders import DecoderPool
+from .decoder_pool import DecoderPool
 from .generation import generate_frames
 from .guards import GUARD_REASONS, Guards
 from .models.qwen3_tts import Model
-from .offline import offline_audio
+from .offline import decode_codes, offline_audio
 from .options import SpeechOptions, speech_options
-from .pipeline import Frames, cut_faults, decode_chunks, stop_on_silence
-from .pipeline import trim_silence as trim_quiet
+from .pipeline import Frames, decode_chunks, stop_on_silence
+from .trim import cut_faults
+from .trim import trim_silence as trim_quiet
 from .request import FixedText, Prepared, Request, build_request, check_options, segment_prompt
 from .sampling import SamplingConfig
-from .text import TextFeed, clean_text, feed_from, text_tokens
+from .text import TextFeed, as_feed, text_tokens
 from .timescale import speed_stage, time_scaled
 from .tokenizer import TextTokenizer
 from .voice import Voice, clone
@@ -71,7 +71,7 @@ class TTS:
         self.path = path
         self.speech_decoder = speech_decoder
         self._speech_encoder = None
-        self._worker = worker.shared()
+        self._worker = lanes.shared()
         self._engine: BatchEngine | None = None
         # A long text's next segments run in the batch beside the one being heard (same codes).
         self.segments_ahead = DEFAULT_SEGMENTS_AHEAD
@@ -114,19 +114,7 @@ class TTS:
         return build_request(self.config, self.tokenizer, self.sampling, options, live=live)
 
     def _feed(self, text: Text, max_segment_tokens: int) -> TextFeed:
-        """The stream's text as a feed: a str written whole (and checked now), a feed as it is,
-        any other iterable of pieces pulled by a thread of its own."""
-        if isinstance(text, str):
-            clean_text(text)  # bad text fails here, before the first chunk
-            feed = TextFeed(text)
-        elif isinstance(text, TextFeed):
-            feed = text
-        elif isinstance(text, Iterable) and not isinstance(text, (bytes, bytearray)):
-            feed = feed_from(text)
-        else:
-            raise TypeError(f"text must be a str, a TextFeed or an iterable of str, not {type(text).__name__}")
-        feed.bind(self.tokenizer, max_segment_tokens)
-        return feed
+        return as_feed(text, self.tokenizer, max_segment_tokens)
 
     def prepare(self, text: str, options: SpeechOptions | None = None, /, **kw) -> Prepared:
         """Checks one request and builds its prompt vectors (no generation, no segmenting)."""
@@ -308,12 +296,4 @@ class TTS:
         if codes.ndim != 2 or codes.shape[1] != groups:
             raise ValueError(f"codes must have shape (frames, {groups}), got {codes.shape}")
         decoder = self._decoder()
-
-        def run() -> np.ndarray:
-            x = mx.array(codes)[None]
-            # A copy, so the MLX buffer goes now and the cache is cleared of it too.
-            wav = np.array((decoder(x) if full_causal else chunked_decode(decoder, x))[0], dtype=np.float32)
-            mx.clear_cache()  # a window's transients can be a GB
-            return wav
-
-        return self._worker.call(run)
+        return self._worker.call(lambda: decode_codes(decoder, codes, full_causal))

@@ -11,6 +11,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .audio_io import MAX_SECONDS, check_duration, load_audio
 from .prompt import tokenize
 from .weights import SIZE_NAMES, atomic_write
@@ -96,9 +97,9 @@ def clone(config, tokenizer, speaker_encoder, speech_encoder, ref_audio, ref_tex
         raise ValueError("in-context cloning needs ref_text, the transcript of the reference audio; "
                          "or pass x_vector_only=True to clone from the voice timbre alone")
     wav = load_audio(ref_audio, sample_rate)
-    if len(wav) > MAX_SECONDS * 24000:
-        logger.warning("reference audio is %.1f s long; using its first %d s", len(wav) / 24000, MAX_SECONDS)
-        wav = wav[: int(MAX_SECONDS * 24000)]
+    if len(wav) > MAX_SECONDS * SAMPLE_RATE:
+        logger.warning("reference audio is %.1f s long; using its first %d s", len(wav) / SAMPLE_RATE, MAX_SECONDS)
+        wav = wav[: int(MAX_SECONDS * SAMPLE_RATE)]
     check_duration(wav)
     x_vector = np.asarray(speaker_encoder.x_vector(wav).astype(mx.float32))
     if x_vector_only:

@@ -1,13 +1,44 @@
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-# Test helpers (reference.py, tiny.py, official/) import as top-level modules.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Test helpers (tiny.py, serving.py, reference.py, official/, ...) import as top-level modules from
+# every test folder: pyproject's `pythonpath = ["tests"]` puts this folder on the path.
 logging.getLogger("mlx_qwen3tts").setLevel(logging.INFO)
+
+TINY_SEED = 5  # its random model speaks for a while before it draws EOS on the tests' texts
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """`tiny_folder(kind)`: a tiny random checkpoint folder of that kind ("custom_voice",
+    "voice_design", "base"), written once a session. Copy it before changing it. Base needs the
+    official implementation's speaker-encoder layout (built in its venv, tests/official/)."""
+    made: dict[str, Path] = {}
+
+    def folder(kind: str = "custom_voice") -> Path:
+        if kind not in made:
+            if kind == "base":
+                from reference import build_checkpoint
+
+                made[kind] = build_checkpoint("base", "proj", "0b6", seed=2)
+            else:
+                from tiny import make_tiny_checkpoint
+
+                made[kind] = make_tiny_checkpoint(tmp_path_factory.mktemp(kind) / kind, kind=kind, seed=TINY_SEED)
+        return made[kind]
+
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_tts(tiny_folder):
+    """The tiny CustomVoice model, loaded once a session; tests must not change its settings."""
+    import mlx_qwen3tts
+
+    return mlx_qwen3tts.load(tiny_folder("custom_voice"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,6 +21,27 @@ from mlx_qwen3tts.server.cli import bind  # noqa: E402
 from tiny import make_tiny_checkpoint  # noqa: E402
 
 TEXT = "Hello world, this is a test of the server."
+LIVE = dict(non_streaming_mode=False)  # live text's layout: the model reads the text as it speaks
+PCM16 = 1 / 32768 + 1e-6  # one step of 16-bit PCM
+
+
+def pieces(text: str, sizes=(1, 3, 2, 7, 5)) -> list[str]:
+    """`text` cut into pieces of these sizes in turn: most cuts fall inside words."""
+    out, i, k = [], 0, 0
+    while i < len(text):
+        out.append(text[i:i + sizes[k % len(sizes)]])
+        i, k = i + sizes[k % len(sizes)], k + 1
+    return out
+
+
+def live_feed(ops) -> mlx_qwen3tts.TextFeed:
+    """A closed feed holding a live client's writes (str) and flushes (None), in order: what a
+    session's text becomes in process, to compare its audio with."""
+    feed = mlx_qwen3tts.TextFeed()
+    for op in ops:
+        feed.flush() if op is None else feed.write(op)
+    feed.close()
+    return feed
 
 
 def speaking_checkpoint(folder: Path, kind: str = "custom_voice", size: str = "1b7", seed: int = 5) -> Path:

@@ -4,12 +4,14 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mlx_qwen3tts import blas
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux wheels bundle the slow BLAS")
+ROOT = Path(__file__).resolve().parent.parent
 AVX512 = {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}
 
 
@@ -27,6 +29,9 @@ def test_cli_restarts_itself_with_openblas(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("LD_PRELOAD", "MLX_QWEN3TTS_BLAS_CHECKED", "OPENBLAS_CORETYPE")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the forwarder is built afresh
+    # The probe lies outside the checkout: the checkout's package goes on its path (an installed
+    # copy, where there is one, would come after it).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     out = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     # The first run restarts with OpenBLAS and kernels that match this CPU (nothing better left

@@ -11,7 +11,8 @@ import mlx_qwen3tts
 from mlx_qwen3tts.audio import AudioChunk
 from mlx_qwen3tts.testing import make_checkpoint
 from mlx_qwen3tts.guards import Guards
-from mlx_qwen3tts.pipeline import Frames, cut_faults
+from mlx_qwen3tts.pipeline import Frames
+from mlx_qwen3tts.trim import cut_faults
 from mlx_qwen3tts.prompt import tokenize
 from mlx_qwen3tts.request import voice_frames
 from mlx_qwen3tts.text import TextFeed, segment_tokens
@@ -33,8 +34,8 @@ def stuck(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp("ok") / "cv", seed=5))
+def tts(tiny_tts):
+    return tiny_tts
 
 
 def test_a_fault_ends_its_segment_and_the_next_one_runs(stuck):

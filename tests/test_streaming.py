@@ -4,16 +4,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import mlx_qwen3tts
 from mlx_qwen3tts.pipeline import chunk_schedule
-from tiny import make_tiny_checkpoint
 
 ARGS = dict(speaker="vivian", language="english", seed=11, max_new_tokens=40)
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv", seed=5))
+def tts(tiny_tts):
+    return tiny_tts
 
 
 @pytest.fixture(scope="module")

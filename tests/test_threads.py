@@ -18,8 +18,8 @@ TEXT = "hello world, hello"
 
 
 @pytest.fixture(scope="module")
-def tts(tmp_path_factory):
-    return mlx_qwen3tts.load(make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "cv", seed=5))
+def tts(tiny_tts):
+    return tiny_tts
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 import mlx.core as mx
 import numpy as np
 
-from ..decoders import DecoderPool
+from ..decoder_pool import DecoderPool
 
 
 def _interleaved(pool: DecoderPool, codes: np.ndarray, chunk: int) -> float:

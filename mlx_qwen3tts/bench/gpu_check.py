@@ -82,7 +82,7 @@ def bench_one(model: str, quant: str | None, frames: int, runs: int, floor_reps:
     """One configuration in a fresh process: load, cold and warm first audio, the benchmark, the device report."""
     from ..loading import load
     from ..quantize import DEFAULT_GROUP_SIZE, quantize_model
-    from ..speed import SIZES, figures, report, talker_bits
+    from ..rtf import SIZES, figures, report, talker_bits
     from .one_stream import DEFAULT_TEXT, benchmark, quantize, request_kwargs
 
     start = time.perf_counter()

@@ -16,6 +16,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..codec import conv, load_speech_decoder
 from ..codec.blocks import _snake_cpu, _snake_fused
 from ..codec.conv import CausalConv1d, CausalConvTranspose1d
@@ -227,10 +228,10 @@ def _voice_clip(seconds: float, ref_audio: str | None) -> np.ndarray:
         from ..audio_io import load_audio
 
         wav = load_audio(ref_audio)
-        return np.resize(wav, int(seconds * 24000)).astype(np.float32)
-    t = np.arange(int(seconds * 24000)) / 24000
+        return np.resize(wav, int(seconds * SAMPLE_RATE)).astype(np.float32)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     f0 = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / 24000
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     wav = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
     return (0.1 * wav + 0.005 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
 

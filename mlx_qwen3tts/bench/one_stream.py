@@ -1,5 +1,5 @@
 """One stream's figures on a loaded model: time to first audio, RTF, the frame loop and decode
-timed apart, the talker and code-predictor halves, and the kernel floor (`floor.py`).
+timed apart, the talker and code-predictor halves, and the kernel floor (`kernel_floor.py`).
 
 Generation is greedy with a fixed token budget, so every run does the same work; a random
 model may still draw EOS early, so per-frame figures use the frames actually produced.
@@ -17,7 +17,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..generation import HostSyncs
 from ..pipeline import DEFAULT_CHUNK_FRAMES
-from .floor import kernel_floor, time_halves
+from .kernel_floor import kernel_floor, time_halves
 from .reference import median_of
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..blas import warn_if_slow
-from ..speed import SIZES, figures, report
+from ..rtf import SIZES, figures, report
 from .one_stream import DEFAULT_TEXT, GROUP_SIZE, benchmark, quantize, request_kwargs
 from .table import column_label, format_table
 
@@ -103,7 +103,7 @@ def _ours(model, dtype: str | None, bits: int | None, args) -> tuple[dict, list[
     out = benchmark(tts, text=args.text, speaker=args.speaker, instruct=args.instruct,
                     frames=args.frames, runs=args.runs, floor_reps=args.floor_reps)
     if args.live:
-        from .live import format_live, live_benchmark
+        from .live_text import format_live, live_benchmark
 
         # Sampled, as a user hears it, with a budget: a random model need not draw EOS.
         kwargs = {k: v for k, v in request_kwargs(tts, args.frames, args.speaker, args.instruct).items()

@@ -13,7 +13,7 @@ __all__ = ["Settings", "create_app"]
 def __getattr__(name: str):
     # Loaded on first use, so `python -m mlx_qwen3tts.server` restarts (fast BLAS) before MLX loads.
     if name == "create_app":
-        from .app import create_app
+        from .routes import create_app
 
         return create_app
     if name == "Settings":

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from .routes import create_app
         from .state import Settings
         from .voice_aliases import parse_alias
     except ImportError as e:

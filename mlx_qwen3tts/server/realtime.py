@@ -26,11 +26,11 @@ import json
 import logging
 import time
 
-from mlx_qwen3tts import SpeechOptions, TextFeed
+from mlx_qwen3tts import SAMPLE_RATE, SpeechOptions, TextFeed
 
 from .encoders import to_pcm16
 from .errors import APIError
-from .generation import Generation
+from .pump import Pump
 from .params import OPENAI_MODELS, stream_options
 from .realtime_events import SessionSettings, error_event, item_text, new_id, response_object
 from .scheduler import QueueFull
@@ -216,7 +216,7 @@ class RealtimeSession:
             raise self.state.busy_error(e) from None
         try:
             record.queued, record.ahead = turn.waited, turn.ahead
-            generation = Generation(self.state.tts.stream(feed, options), feed, self.state.executor)
+            generation = Pump(self.state.tts.stream(feed, options), feed, self.state.executor)
             try:
                 while (chunk := await generation.next()) is not None:
                     if len(chunk.samples):
@@ -225,7 +225,7 @@ class RealtimeSession:
                         delta = base64.b64encode(to_pcm16(chunk.samples).tobytes()).decode()
                         await self._send({"type": "response.output_audio.delta", "event_id": new_id("event"),
                                           **where, "content_index": 0, "delta": delta})
-                        record.audio_seconds += len(chunk.samples) / 24000
+                        record.audio_seconds += len(chunk.samples) / SAMPLE_RATE
                     if chunk.index == 0:
                         generation.first_sent()
                     record.frames = chunk.frames

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from mlx_qwen3tts import SAMPLE_RATE
+
 from .errors import APIError
 
-SAMPLE_RATE = 24000
 PCM_FORMAT = {"type": "audio/pcm", "rate": SAMPLE_RATE}
 TEXT_PARTS = ("input_text", "text", "output_text")
 
@@ -67,7 +68,7 @@ def check_format(fmt) -> None:
     kind = fmt.get("type") if isinstance(fmt, dict) else fmt
     rate = fmt.get("rate", SAMPLE_RATE) if isinstance(fmt, dict) else SAMPLE_RATE
     if kind not in ("audio/pcm", "pcm16") or rate != SAMPLE_RATE:
-        raise APIError(400, f"unsupported output format {fmt!r}: this server sends audio/pcm (16-bit) at 24000 Hz",
+        raise APIError(400, f"unsupported output format {fmt!r}: this server sends audio/pcm (16-bit) at {SAMPLE_RATE} Hz",
                        "invalid_value", "audio.output.format")
 
 

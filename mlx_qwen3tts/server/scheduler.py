@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -116,3 +117,16 @@ class Scheduler:
             if f is future:
                 del self._waiters[i]
                 return
+
+
+async def acquire_or_drop(scheduler: Scheduler, label: str, feed, leave: Callable[[object], None],
+                          error: Callable[[str, str], Awaitable[None]]) -> Turn | None:
+    """A turn for a live session's `feed`; with the queue full, its text is dropped instead:
+    the feed is cancelled and left (`leave(feed)`), the client told why, and None returned."""
+    try:
+        return await scheduler.acquire(label)
+    except QueueFull as e:
+        feed.cancel()
+        leave(feed)
+        await error(f"{e}; this text was dropped", "server_busy")
+        return None

@@ -16,11 +16,11 @@ import time
 
 from starlette.responses import Response
 
-from mlx_qwen3tts import TextFeed
+from mlx_qwen3tts import SAMPLE_RATE, TextFeed
 
 from .encoders import MEDIA_TYPES, make_encoder
 from .errors import APIError
-from .generation import Generation
+from .pump import Pump
 from .params import SpeechRequest
 from .scheduler import QueueFull
 from .state import Record, ServerState
@@ -51,7 +51,7 @@ class SpeechResponse(Response):
         if request.stream_format == "sse":
             self.record.format += "+sse"
         self._gone = asyncio.Event()
-        self._generation: Generation | None = None
+        self._generation: Pump | None = None
         self._started = False
 
     async def __call__(self, scope, receive, send) -> None:
@@ -103,7 +103,7 @@ class SpeechResponse(Response):
         feed = TextFeed(request.text)
         try:
             stream = tts.stream(feed, request.options)
-            self._generation = generation = Generation(stream, feed, state.executor)
+            self._generation = generation = Pump(stream, feed, state.executor)
             if self._gone.is_set():
                 generation.cancel()
             try:
@@ -115,9 +115,9 @@ class SpeechResponse(Response):
             record.compute = time.perf_counter() - turn.granted
             state.scheduler.release(turn)
 
-    async def _stream(self, send, generation: Generation) -> None:
+    async def _stream(self, send, generation: Pump) -> None:
         request, record = self.request, self.record
-        encoder = make_encoder(request.response_format, 24000)
+        encoder = make_encoder(request.response_format, SAMPLE_RATE)
         sse = request.stream_format == "sse"
         pending, samples = encoder.header(), 0
         while (chunk := await generation.next()) is not None:
@@ -133,7 +133,7 @@ class SpeechResponse(Response):
                 pending = b""
             if chunk.index == 0:
                 generation.first_sent()
-            record.frames, record.audio_seconds = chunk.frames, samples / 24000
+            record.frames, record.audio_seconds = chunk.frames, samples / SAMPLE_RATE
         if self._gone.is_set():
             record.finish_reason = "client_gone"
             return
@@ -151,7 +151,7 @@ class SpeechResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self._started = True
 
-    async def _body(self, send, data: bytes, sse: bool, generation: Generation) -> None:
+    async def _body(self, send, data: bytes, sse: bool, generation: Pump) -> None:
         if self._gone.is_set():
             return
         if self.record.ttfb is None:

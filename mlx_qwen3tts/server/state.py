@@ -74,7 +74,7 @@ class ServerState:
     def __init__(self, settings: Settings, tts=None):
         self.settings = settings
         self.scheduler = Scheduler(settings.max_queue, settings.max_batch)
-        # Pumps for the streams (see generation.py): one per place in the batch, as many closing.
+        # Pumps for the streams (see pump.py): one per place in the batch, as many closing.
         self.executor = ThreadPoolExecutor(max_workers=2 * settings.max_batch + 2,
                                            thread_name_prefix="mlx-qwen3tts-server")
         self.records: deque[Record] = deque(maxlen=256)

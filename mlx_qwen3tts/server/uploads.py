@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from mlx_qwen3tts import SAMPLE_RATE
 from mlx_qwen3tts.audio_io import AudioLoadError, check_duration, load_audio
 
 from .errors import APIError
@@ -93,7 +94,7 @@ async def create_voice(request: Request, state: ServerState) -> JSONResponse:
     try:
         loop = asyncio.get_running_loop()
         voice = await loop.run_in_executor(state.executor, lambda: tts.clone_voice(
-            (wav, 24000), transcript, x_vector_only=transcript is None))
+            (wav, SAMPLE_RATE), transcript, x_vector_only=transcript is None))
     except ValueError as e:
         raise APIError(400, f"the voice cannot be cloned: {e}", "invalid_audio", "audio_sample") from None
     finally:

@@ -17,16 +17,16 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 
-from mlx_qwen3tts import SpeechOptions, TextFeed
+from mlx_qwen3tts import SAMPLE_RATE, SpeechOptions, TextFeed
 
 from .encoders import make_encoder
 from .errors import APIError
-from .generation import Generation
+from .pump import Pump
 from .params import check_model, stream_options
-from .scheduler import QueueFull, Turn
-from .state import Record, ServerState
+from .scheduler import Turn, acquire_or_drop
+from .state import ServerState
+from .ws_utterances import Utterances
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +36,6 @@ CLIENT_TYPES = ("session.config", "input.text", "input.flush", "input.done", "ca
 
 class _Gone(Exception):
     """The client has gone: nothing more can be sent."""
-
-
-@dataclass
-class _Text:  # a speakable utterance's text, for its log line
-    began: float
-    chars: int
-
-
-@dataclass
-class _OnAir:  # the utterance being spoken, and when its own work began
-    record: Record
-    text: _Text
-    started: float
 
 
 class Session:
@@ -64,10 +51,7 @@ class Session:
         self.jobs: deque[tuple[asyncio.Task, TextFeed]] = deque()  # one per stream, oldest first
         self.granted: set[asyncio.Task] = set()
         self.done = self.gone = False
-        self.utterance = 0  # the session's utterance numbers, across its streams
-        self.texts: deque[_Text] = deque()  # speakable utterances written, not yet on air
-        self.on_air: _OnAir | None = None
-        self.last_done = 0.0  # when the last utterance ended
+        self.utterances = Utterances(state)
         self._send_lock = asyncio.Lock()
 
     # -- the client's messages -------------------------------------------------------------
@@ -120,7 +104,7 @@ class Session:
         self.options = stream_options(data, self.state, voice_required=False)
         self.format = fmt
         voice = self.options.speaker or (data.get("voice") if self.options.voice is not None else None)
-        await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": 24000,
+        await self._json({"type": "session.ready", "model": self.state.settings.model_id, "sample_rate": SAMPLE_RATE,
                           "channels": 1, "response_format": fmt, "voice": voice})
 
 
@@ -141,10 +125,10 @@ class Session:
         self.chars += len(text)
         self.last_text = time.perf_counter()
         if self.speakable:
-            self.texts[-1].chars += len(text)
+            self.utterances.grew(len(text))
         elif any(ch.isalnum() for ch in text):
             self.speakable = True
-            self.texts.append(_Text(self.last_text, self.chars))
+            self.utterances.written(self.last_text, self.chars)
             if not any(feed is self.feed for _, feed in self.jobs):
                 task = asyncio.create_task(self._speak(self.feed, self.options, self.format))
                 self.jobs.append((task, self.feed))
@@ -174,19 +158,15 @@ class Session:
             if task not in self.granted:
                 task.cancel()
         self._leave(self.feed)
-        self.texts.clear()
+        self.utterances.waiting.clear()
 
     # -- speaking -----------------------------------------------------------------------------
 
     async def _speak(self, feed: TextFeed, options: SpeechOptions, fmt: str) -> None:
         task = asyncio.current_task()
         try:
-            try:
-                turn = await self.state.scheduler.acquire("ws")
-            except QueueFull as e:
-                feed.cancel()
-                self._leave(feed)
-                await self._error(f"{e}; this text was dropped", "server_busy")
+            turn = await acquire_or_drop(self.state.scheduler, "ws", feed, self._leave, self._error)
+            if turn is None:
                 return
             self.granted.add(task)
             try:
@@ -207,8 +187,8 @@ class Session:
                 await self._close()
 
     async def _generate(self, feed: TextFeed, turn: Turn, options: SpeechOptions, fmt: str) -> None:
-        encoder = make_encoder(fmt, 24000)
-        generation = Generation(self.state.tts.stream(feed, options), feed, self.state.executor)
+        encoder = make_encoder(fmt, SAMPLE_RATE)
+        generation = Pump(self.state.tts.stream(feed, options), feed, self.state.executor)
         giving_back = asyncio.create_task(self._give_back_when_wanted(feed, turn))
         try:
             while (chunk := await generation.next()) is not None:
@@ -219,44 +199,28 @@ class Session:
             giving_back.cancel()
             generation.cancel()
             await generation.wait()
-            if self.on_air is not None:  # an utterance cut short by the client leaving, or a failure
-                self.on_air.record.frames = generation.frames
-                self._finish("client_gone" if self.gone else "error")
+            if self.utterances.on_air is not None:  # cut short by the client leaving, or a failure
+                self.utterances.on_air.record.frames = generation.frames
+                self.utterances.finish("client_gone" if self.gone else "error")
 
     async def _chunk(self, chunk, encoder, turn: Turn, fmt: str) -> None:
         if len(chunk.samples):
-            if self.on_air is None:
+            if self.utterances.on_air is None:
                 await self._open(turn, fmt)
-            record = self.on_air.record
-            if record.ttfb is None:
-                record.ttfb = time.perf_counter() - self.on_air.text.began
             await self._bytes(encoder.encode(chunk.samples))
-            record.audio_seconds += len(chunk.samples) / 24000
-            record.frames = chunk.frames
-        ends = chunk.end_of_utterance or (chunk.is_last and self.on_air is not None)
-        if ends and (self.on_air is not None or chunk.finish_reason != "cancelled"):
-            if self.on_air is None:  # an utterance that made no audio still gets its start and done
+            self.utterances.heard(len(chunk.samples), chunk.frames)
+        on_air = self.utterances.on_air is not None
+        ends = chunk.end_of_utterance or (chunk.is_last and on_air)
+        if ends and (on_air or chunk.finish_reason != "cancelled"):
+            if not on_air:  # an utterance that made no audio still gets its start and done
                 await self._open(turn, fmt)
             reason = chunk.finish_reason or "eos"
-            record = self._finish("client_gone" if self.gone and reason == "cancelled" else reason)
+            record = self.utterances.finish("client_gone" if self.gone and reason == "cancelled" else reason)
             await self._json({"type": "audio.done", "utterance": record.utterance,
                               "finish_reason": record.finish_reason, "audio_seconds": round(record.audio_seconds, 4)})
 
     async def _open(self, turn: Turn, fmt: str) -> None:
-        text = self.texts.popleft() if self.texts else _Text(time.perf_counter(), 0)
-        record = Record("ws", format=fmt, utterance=self.utterance, queued=turn.waited, ahead=turn.ahead)
-        self.on_air = _OnAir(record, text, max(self.last_done, text.began, turn.granted))
-        await self._json({"type": "audio.start", "utterance": self.utterance})
-
-    def _finish(self, reason: str) -> Record:
-        """Ends the utterance on air: its log line, and the next utterance number."""
-        on_air, self.on_air = self.on_air, None
-        self.last_done = time.perf_counter()
-        record = on_air.record
-        record.finish_reason, record.chars, record.compute = reason, on_air.text.chars, self.last_done - on_air.started
-        self.state.log(record)
-        self.utterance += 1
-        return record
+        await self._json({"type": "audio.start", "utterance": self.utterances.open(turn, fmt)})
 
     async def _give_back_when_wanted(self, feed: TextFeed, turn: Turn) -> None:
         await turn.wanted.wait()

@@ -18,16 +18,16 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 
-from mlx_qwen3tts import SpeechOptions, TextFeed
+from mlx_qwen3tts import SAMPLE_RATE, SpeechOptions, TextFeed
 
 from .encoders import to_pcm16
-from .generation import Generation
-from .scheduler import QueueFull, Turn
+from .pump import Pump
+from .scheduler import Turn, acquire_or_drop
 from .state import Record, ServerState
 
 logger = logging.getLogger(__name__)
 
-RATE, WIDTH, CHANNELS = 24000, 2, 1
+RATE, WIDTH, CHANNELS = SAMPLE_RATE, 2, 1
 
 
 class Gone(Exception):
@@ -90,12 +90,8 @@ class Speaker:
             if not reply.speakable:
                 return
             feed = reply.feed
-            try:
-                turn = await self.state.scheduler.acquire("wyoming")
-            except QueueFull as e:
-                feed.cancel()
-                reply.leave(feed)
-                await self._error(f"{e}; this text was dropped", "server_busy")
+            turn = await acquire_or_drop(self.state.scheduler, "wyoming", feed, reply.leave, self._error)
+            if turn is None:
                 continue
             if not reply.record.queued:
                 reply.record.queued, reply.record.ahead = turn.waited, turn.ahead
@@ -107,7 +103,7 @@ class Speaker:
                 reply.leave(feed)
 
     async def _generate(self, reply: Reply, feed: TextFeed, turn: Turn) -> None:
-        generation = Generation(self.state.tts.stream(feed, reply.options), feed, self.state.executor)
+        generation = Pump(self.state.tts.stream(feed, reply.options), feed, self.state.executor)
         giving_back = asyncio.create_task(self._give_back_when_wanted(reply, feed, turn)) if reply.live else None
         record, frames = reply.record, 0
         try:

@@ -5,7 +5,7 @@
     sentences.py  sentence ends (`split_sentences`, and `SentenceScanner` for text in pieces)
     stream.py     one utterance's segment tokens, released as they become final (`TextStream`)
     feed.py       a stream's utterances, written on one thread and read on another (`TextFeed`)
-    pull.py       a `TextFeed` filled from an iterable by a thread of its own (`feed_from`)
+    pull.py       any text as a bound `TextFeed` (`as_feed`); an iterable pulled by a thread (`feed_from`)
 
 Each module uses only the public names of those above it.
 """
@@ -13,7 +13,7 @@ Each module uses only the public names of those above it.
 from .clean import MAX_CHARS, Cleaner, clean_text
 from .feed import Cancelled, SegmentText, TextFeed
 from .length import estimate_seconds, weight
-from .pull import feed_from
+from .pull import as_feed, feed_from
 from .sentences import SentenceEnd, SentenceScanner, split_sentences
 from .stream import MAX_SEGMENT_TOKENS, Release, TextStream, segment_tokens, text_tokens
 
@@ -28,6 +28,7 @@ __all__ = [
     "SentenceScanner",
     "TextFeed",
     "TextStream",
+    "as_feed",
     "clean_text",
     "estimate_seconds",
     "feed_from",

@@ -1,4 +1,5 @@
-"""`feed_from`: a `TextFeed` filled from an iterable of text pieces by a thread of its own."""
+"""A stream's text as a `TextFeed`: `as_feed` for every form a caller may give, and `feed_from`
+for an iterable of pieces, pulled by a thread of its own."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import queue
 import threading
 from collections.abc import Iterable
 
+from .clean import clean_text
 from .feed import TextFeed
 
 
@@ -59,4 +61,20 @@ def feed_from(pieces: Iterable[str]) -> TextFeed:
             feed.fail(e)
 
     _READERS.run(pull)
+    return feed
+
+
+def as_feed(text: str | TextFeed | Iterable[str], tokenizer, max_segment_tokens: int) -> TextFeed:
+    """`text` as a feed bound to `tokenizer`: a str written whole (and checked now), a feed as
+    it is, any other iterable of pieces pulled by a thread of its own (`feed_from`)."""
+    if isinstance(text, str):
+        clean_text(text)  # bad text fails here, before the first chunk
+        feed = TextFeed(text)
+    elif isinstance(text, TextFeed):
+        feed = text
+    elif isinstance(text, Iterable) and not isinstance(text, (bytes, bytearray)):
+        feed = feed_from(text)
+    else:
+        raise TypeError(f"text must be a str, a TextFeed or an iterable of str, not {type(text).__name__}")
+    feed.bind(tokenizer, max_segment_tokens)
     return feed
