@@ -20,6 +20,7 @@ import numpy as np
 from ..batch import BatchEngine
 from ..generation import FrameStepper, generate_frames
 
+JOIN_RUNNER_FRAMES = 2000  # streams in full flow while one joins; stopped once it has its frame
 TEXTS = (
     "Hello there. This is a short benchmark sentence, read out loud at an even pace.",
     "A second voice reads another line, a little longer than the first one is.",
@@ -82,21 +83,27 @@ def _together(engine: BatchEngine, prepared: list) -> dict:
     return {"frames_per_s": frames / (end - start), "ms_per_frame": statistics.mean(per_stream)}
 
 
-def _first_frame(engine: BatchEngine, prepared) -> tuple[float, float]:
-    """(seconds to a stream's first frame, its own prefill's seconds), on the calling thread."""
+def _prefill_alone(engine: BatchEngine, prepared) -> float:
+    """A stream's prefill on its own (the engine idle), timed as a join is: from the call."""
+    stepper = FrameStepper(engine.talker, prepared.prompt, prepared.sampling, prepared.seed)
+    start = time.perf_counter()
+    mx.eval(*stepper.prefill())
+    return time.perf_counter() - start
+
+
+def _first_frame(engine: BatchEngine, prepared) -> float:
+    """Seconds from starting a stream to its first frame, on the calling thread."""
     start = time.perf_counter()
     frames = engine.frames(prepared.prompt, prepared.sampling, prepared.seed)
     next(frames)
     first = time.perf_counter() - start
     frames.close()
-    stepper = FrameStepper(engine.talker, prepared.prompt, prepared.sampling, prepared.seed)
-    start = time.perf_counter()  # its prefill alone, timed the same way
-    mx.eval(*stepper.prefill())
-    return first, time.perf_counter() - start
+    return first
 
 
-def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, float]:
-    """A stream joining a batch of `running` streams in full flow."""
+def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, int]:
+    """A stream joining `running` streams in full flow (their budgets outlast the join): its
+    first frame's seconds, and how many streams were stepping when it came."""
     stop = threading.Event()
 
     def read(p):
@@ -111,7 +118,8 @@ def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, float
         time.sleep(0.002)
     time.sleep(0.05)
     try:
-        return _first_frame(engine, joiner)
+        first = _first_frame(engine, joiner)
+        return first, engine.in_use
     finally:
         stop.set()
         for t in threads:
@@ -129,14 +137,23 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     raw: dict[str, list] = {"solo_ms_per_frame": []}
     for size in sizes:
         raw[f"{size}"] = []
-    joins: dict[str, list] = {"idle": [], "full": []}
-    for _ in range(rounds):
+    joins: dict[str, list] = {"idle": [], "full": [], "prefill": [], "width": []}
+    # The joining figures' runners step until the join is timed, whatever --batch-frames is.
+    runners = _prepared(tts, max(max(sizes) - 1, 1), JOIN_RUNNER_FRAMES, speaker)
+    for round_ in range(rounds):
         raw["solo_ms_per_frame"].append(_solo(tts, prepared[0]))
         for size in sizes:
             raw[f"{size}"].append(_together(engine, prepared[:size]))
-        joins["idle"].append(_first_frame(engine, prepared[0]))
-        # The joiner fills the batch: the largest size less one run while it joins.
-        joins["full"].append(_join_full(engine, prepared[:max(max(sizes) - 1, 1)], prepared[-1]))
+        # Whichever of the two goes second finds the allocator warm: the rounds alternate.
+        if round_ % 2:
+            joins["prefill"].append(_prefill_alone(engine, prepared[0]))
+            joins["idle"].append(_first_frame(engine, prepared[0]))
+        else:
+            joins["idle"].append(_first_frame(engine, prepared[0]))
+            joins["prefill"].append(_prefill_alone(engine, prepared[0]))
+        first, width = _join_full(engine, runners, prepared[0])
+        joins["full"].append(first)
+        joins["width"].append(width)
     out = {"solo_ms_per_frame": statistics.median(raw["solo_ms_per_frame"]), "sizes": {},
            "speaker": _speaker(tts, speaker), "texts": [TEXTS[i % len(TEXTS)] for i in range(max(sizes))]}
     for size in sizes:
@@ -146,9 +163,10 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     base = out["sizes"][sizes[0]]["frames_per_s"]
     for size in sizes:
         out["sizes"][size]["speedup"] = out["sizes"][size]["frames_per_s"] / base
-    for kind, values in joins.items():
-        out[f"first_frame_{kind}_s"] = statistics.median(v[0] for v in values)
-        out[f"prefill_{kind}_s"] = statistics.median(v[1] for v in values)
+    out["first_frame_idle_s"] = statistics.median(joins["idle"])
+    out["first_frame_full_s"] = statistics.median(joins["full"])
+    out["prefill_s"] = statistics.median(joins["prefill"])
+    out["streams_at_join"] = min(joins["width"])  # the joiner included, when its first frame came
     out["engine_steps"] = engine.steps
     return out
 
@@ -160,10 +178,13 @@ def format_batch(title: str, result: dict) -> str:
         lines.append(f"{size:>5} {r['frames_per_s']:9.2f} {r['speedup']:10.2f} {r['ms_per_frame']:16.1f}")
     lines.append(f"single-stream loop (no engine): {result['solo_ms_per_frame']:.1f} ms/frame; engine at batch 1 "
                  f"is {sizes.get(1, {}).get('ms_per_frame', float('nan')) / result['solo_ms_per_frame']:.2f}x that")
+    one_ms, full_ms = sizes[min(sizes)]["ms_per_frame"], sizes[max(sizes)]["ms_per_frame"]
+    prefill = result["prefill_s"] * 1e3
     lines.append(f"first frame, joining an idle engine: {result['first_frame_idle_s'] * 1e3:.0f} ms "
-                 f"(its prefill alone: {result['prefill_idle_s'] * 1e3:.0f} ms)")
+                 f"(its prefill alone {prefill:.0f} ms, with one step {prefill + one_ms:.0f} ms)")
     lines.append(f"first frame, joining {max(max(sizes) - 1, 1)} running streams: {result['first_frame_full_s'] * 1e3:.0f} ms "
-                 f"(its prefill alone: {result['prefill_full_s'] * 1e3:.0f} ms)")
+                 f"(its prefill alone with two steps of the full batch: {prefill + 2 * full_ms:.0f} ms; "
+                 f"{result['streams_at_join']} streams stepping at its first frame)")
     return "\n".join(lines)
 
 
