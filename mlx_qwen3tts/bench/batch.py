@@ -44,13 +44,13 @@ def _prepared(tts, n: int, frames: int, speaker: str | None):
     return out
 
 
-def _solo(tts, prepared) -> float:
-    """ms/frame of the single-stream loop, steady state."""
-    stamps = []
+def _solo(tts, prepared) -> tuple[float, float]:
+    """The single-stream loop: (ms/frame in steady state, seconds from its start to its first frame)."""
+    stamps, start = [], time.perf_counter()
     for frame, _ in generate_frames(tts.model.talker, prepared.prompt, prepared.sampling, prepared.seed):
         np.asarray(frame)
         stamps.append(time.perf_counter())
-    return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1) * 1e3
+    return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1) * 1e3, stamps[0] - start
 
 
 def _together(engine: BatchEngine, prepared: list) -> dict:
@@ -137,11 +137,13 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     raw: dict[str, list] = {"solo_ms_per_frame": []}
     for size in sizes:
         raw[f"{size}"] = []
-    joins: dict[str, list] = {"idle": [], "full": [], "prefill": [], "width": []}
+    joins: dict[str, list] = {"idle": [], "full": [], "prefill": [], "width": [], "solo": []}
     # The joining figures' runners step until the join is timed, whatever --batch-frames is.
     runners = _prepared(tts, max(max(sizes) - 1, 1), JOIN_RUNNER_FRAMES, speaker)
     for round_ in range(rounds):
-        raw["solo_ms_per_frame"].append(_solo(tts, prepared[0]))
+        solo_ms, solo_first = _solo(tts, prepared[0])
+        raw["solo_ms_per_frame"].append(solo_ms)
+        joins["solo"].append(solo_first)
         for size in sizes:
             raw[f"{size}"].append(_together(engine, prepared[:size]))
         # Whichever of the two goes second finds the allocator warm: the rounds alternate.
@@ -166,6 +168,7 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     out["first_frame_idle_s"] = statistics.median(joins["idle"])
     out["first_frame_full_s"] = statistics.median(joins["full"])
     out["prefill_s"] = statistics.median(joins["prefill"])
+    out["first_frame_solo_s"] = statistics.median(joins["solo"])
     out["streams_at_join"] = min(joins["width"])  # the joiner included, when its first frame came
     out["engine_steps"] = engine.steps
     return out
@@ -181,7 +184,8 @@ def format_batch(title: str, result: dict) -> str:
     one_ms, full_ms = sizes[min(sizes)]["ms_per_frame"], sizes[max(sizes)]["ms_per_frame"]
     prefill = result["prefill_s"] * 1e3
     lines.append(f"first frame, joining an idle engine: {result['first_frame_idle_s'] * 1e3:.0f} ms "
-                 f"(its prefill alone {prefill:.0f} ms, with one step {prefill + one_ms:.0f} ms)")
+                 f"(its prefill alone {prefill:.0f} ms, with one step {prefill + one_ms:.0f} ms; the single-stream "
+                 f"loop's first frame {result['first_frame_solo_s'] * 1e3:.0f} ms)")
     lines.append(f"first frame, joining {max(max(sizes) - 1, 1)} running streams: {result['first_frame_full_s'] * 1e3:.0f} ms "
                  f"(its prefill alone with two steps of the full batch: {prefill + 2 * full_ms:.0f} ms; "
                  f"{result['streams_at_join']} streams stepping at its first frame)")
