@@ -8,25 +8,14 @@ row's key on its own (1, V) logits, as the stream alone would make it.
 from __future__ import annotations
 
 import mlx.core as mx
-from mlx_lm.sample_utils import apply_top_k, apply_top_p
 
 from .sampling import Sampler
 
 
-def _shape(sampler: Sampler, logits: mx.array) -> mx.array:
-    """The sampler's temperature, top-k and top-p on rows of logits (each row on its own)."""
-    logits = logits.astype(mx.float32) * (1.0 / sampler.temperature)
-    if 0 < sampler.top_k < logits.shape[-1]:
-        logits = apply_top_k(logits, int(sampler.top_k))
-    if 0 < sampler.top_p < 1.0:
-        logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), sampler.top_p)
-    return logits
-
-
 def _draw_group(sampler: Sampler, logits: mx.array, keys: mx.array | None) -> mx.array:
     if not sampler.do_sample:
-        return mx.argmax(logits, axis=-1).astype(mx.int32)
-    logits = _shape(sampler, logits)
+        return sampler(logits)
+    logits = sampler.shape(logits)
     draws = [mx.random.categorical(logits[i:i + 1], key=keys[i]) for i in range(logits.shape[0])]
     return (mx.concatenate(draws) if len(draws) > 1 else draws[0]).astype(mx.int32)
 

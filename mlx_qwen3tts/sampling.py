@@ -58,12 +58,16 @@ class Sampler:
         """(B, V) float logits -> (B,) int32 tokens."""
         if not self.do_sample:
             return mx.argmax(logits, axis=-1).astype(mx.int32)
+        return mx.random.categorical(self.shape(logits), key=key).astype(mx.int32)
+
+    def shape(self, logits: mx.array) -> mx.array:
+        """Temperature, top-k and top-p on (B, V) logits, each row on its own."""
         logits = logits.astype(mx.float32) * (1.0 / self.temperature)
         if 0 < self.top_k < logits.shape[-1]:
             logits = apply_top_k(logits, int(self.top_k))
         if 0 < self.top_p < 1.0:
             logits = apply_top_p(logits - mx.logsumexp(logits, axis=-1, keepdims=True), self.top_p)
-        return mx.random.categorical(logits, key=key).astype(mx.int32)
+        return logits
 
 
 @dataclass
