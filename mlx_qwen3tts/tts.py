@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,10 +158,8 @@ class TTS:
 
     def _frames(self, request: Request, feed: TextFeed, guards: Guards) -> Frames:
         engine = self.batch
-        return Frames(self.model.talker, self.config, request, feed, guards,
-                      generate=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed),
-                      generate_ahead=lambda prompt, sampling, seed: engine.frames(prompt, sampling, seed, ahead=None),
-                      segments_ahead=self.segments_ahead)
+        return Frames(self.model.talker, self.config, request, feed, guards, generate=engine.frames,
+                      generate_ahead=partial(engine.frames, ahead=None), segments_ahead=self.segments_ahead)
 
     def _chunks(self, request: Request, feed: TextFeed, options: SpeechOptions, started: float,
                 trim: bool) -> Iterator[AudioChunk]:
