@@ -4,8 +4,8 @@ Per batch size, the streams start together (prefilled, then released in one step
 fixed greedy budget; per round every size runs once, interleaved with the single-stream loop
 (`generate_frames`, no engine), so all see the same machine load. Reported per size: aggregate
 frames/s and its ratio to batch 1, per-stream ms/frame, and time to first audio for a stream
-joining an idle engine and one joining a full batch (with that stream's own prefill time, so
-the wait for the batch shows apart).
+joining an idle engine and one joining a batch in full flow, beside that stream's prefill
+alone and the single-stream loop's own first frame, so the wait for the batch shows apart.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     if not sizes or min(sizes) < 1:
         raise ValueError("--batch sizes must be at least 1")
     engine = BatchEngine(tts.model.talker, max_batch=max(sizes))
-    prepared = _prepared(tts, max(sizes) + 1, frames, speaker)
+    prepared = _prepared(tts, max(sizes), frames, speaker)
     for size in sizes:  # warm-up: each size's compiled frame is traced here
         _together(engine, prepared[:size])
     raw: dict[str, list] = {"solo_ms_per_frame": []}

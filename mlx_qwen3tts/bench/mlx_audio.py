@@ -202,13 +202,11 @@ def benchmark_mlx_audio_batch(model: Path, dtype: str | None, bits: int | None, 
                               forwarder: bool = False) -> dict:
     """mlx-audio's `batch_generate` under the load `bench --batch` puts on ours: per size, the
     median over `rounds` of its loop's aggregate frames/s and ms per batched step."""
-    from .reference import official_view, run_peer
+    from .reference import official_view, run_child
 
-    view = official_view(Path(model))
-    args = {"model": str(view), "dtype": dtype, "bits": bits, "speaker": speaker, "texts": texts,
-            "sizes": sizes, "frames": frames, "rounds": rounds}
-    _, results = run_peer("mlx-audio", [python, str(Path(__file__).resolve())], peer_env(forwarder), MARK,
-                          {**args, "runs": rounds}, view, {"kind": "custom_voice", "size": None})
+    args = {"model": str(official_view(Path(model))), "dtype": dtype, "bits": bits, "speaker": speaker,
+            "texts": texts, "sizes": sizes, "frames": frames, "rounds": rounds}
+    results = run_child("mlx-audio", [python, str(Path(__file__).resolve())], peer_env(forwarder), MARK, args)
     out = {}
     for size in sizes:
         mine = [r for r in results if r["size"] == size]

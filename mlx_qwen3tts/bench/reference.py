@@ -122,16 +122,20 @@ def median_of(results: list[dict]) -> dict:
             for k in results[0]}
 
 
-def run_peer(stack: str, command: list[str], env: dict, mark: str, args: dict, view: Path,
-             ours: dict) -> tuple[dict, list[dict]]:
-    """Runs `command --child ARGS` and reads back the run list it prints after `mark`;
-    returns its median as a result row beside ours, and the runs."""
+def run_child(stack: str, command: list[str], env: dict, mark: str, args: dict) -> list[dict]:
+    """Runs `command --child ARGS` and reads back the run list it prints after `mark`."""
     proc = subprocess.run([*command, "--child", json.dumps(args)], capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(mark)]
     if proc.returncode or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"{stack} run failed (exit {proc.returncode}): {tail[0]}")
-    results = json.loads(lines[-1][len(mark):])
+    return json.loads(lines[-1][len(mark):])
+
+
+def run_peer(stack: str, command: list[str], env: dict, mark: str, args: dict, view: Path,
+             ours: dict) -> tuple[dict, list[dict]]:
+    """`run_child`, with the runs' median as a result row beside ours; returns it and the runs."""
+    results = run_child(stack, command, env, mark, args)
     return {"stack": stack, "model": str(view), "kind": ours["kind"], "size": ours["size"], "dtype": args["dtype"],
             "quantization": None, "frames_requested": args["frames"], "runs": args["runs"],
             **median_of(results)}, results
