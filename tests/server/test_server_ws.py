@@ -19,6 +19,15 @@ OPTIONS = dict(seed=3, max_new_tokens=12)
 LONG = dict(seed=0, max_new_tokens=200)  # this text and seed run to the budget: about 2.8 s of work
 
 
+def say_text(ws, until: str, **options) -> dict:
+    """Configures the session (voice vivian, `options`), sends TEXT and a flush, and reads
+    events up to the first `until`, which it returns."""
+    ws.send("session.config", voice="vivian", **options)
+    ws.send("input.text", text=TEXT)
+    ws.send("input.flush")
+    return ws.until(until)
+
+
 def live_api(tts, ops, **options) -> dict[int, np.ndarray]:
     """What `tts.stream()` makes in process from the same writes and flushes: audio per utterance."""
     out: dict[int, list] = {}
@@ -50,10 +59,7 @@ def test_pieces_flush_and_done_give_the_live_text_apis_audio(server, tts, fmt):
 
 def test_cancel_stops_the_utterance_and_the_session_goes_on(server, tts):
     with Socket(server) as ws:
-        ws.send("session.config", voice="vivian", **LONG)
-        ws.send("input.text", text=TEXT)
-        ws.send("input.flush")
-        ws.until("audio.start")
+        say_text(ws, "audio.start", **LONG)
         assert isinstance(ws.next(), bytes)
         ws.send("cancel")
         done = ws.until("audio.done")
@@ -73,10 +79,7 @@ def test_cancel_stops_the_utterance_and_the_session_goes_on(server, tts):
 def test_a_client_that_goes_away_mid_speech_stops_its_generation(server):
     before = len(server.state.records)
     ws = Socket(server)
-    ws.send("session.config", voice="vivian", **LONG)
-    ws.send("input.text", text=TEXT)
-    ws.send("input.flush")
-    ws.until("audio.start")
+    say_text(ws, "audio.start", **LONG)
     ws.next()
     ws.close()  # mid-utterance
     wait_for(lambda: not server.state.scheduler.busy, 30, "the model to be free")
@@ -98,10 +101,7 @@ def test_a_session_waiting_for_text_holds_nothing_once_it_leaves(server):
 
 def test_an_idle_session_gives_the_model_to_a_waiting_request(server, tts):
     with Socket(server) as ws:
-        ws.send("session.config", voice="vivian", **OPTIONS)
-        ws.send("input.text", text=TEXT)
-        ws.send("input.flush")
-        ws.until("audio.done")
+        say_text(ws, "audio.done", **OPTIONS)
         assert server.state.scheduler.busy  # idle, alone: it keeps its stream (and its context)
         r = httpx.post(f"{server.url}/v1/audio/speech", timeout=60, json={
             "input": SECOND, "voice": "eric", "response_format": "pcm", **OPTIONS})
