@@ -25,7 +25,7 @@ import numpy as np
 
 from . import lanes
 from .batch_member import AHEAD, Member, Reader, cat
-from .generation import FrameStepper, generation_stream
+from .generation import FrameStepper, generation_stream, queues_ahead
 from .models.talker import Talker
 from .prompt import PromptVectors
 from .row_sampling import RowDraw
@@ -147,11 +147,16 @@ class BatchEngine:
     # -- the batch thread ------------------------------------------------------------------
 
     def _serve(self) -> None:
-        # Step n+1 is queued before step n is read, as the single-stream loop does, so the
-        # device never waits on Python; a stream that step n ends has its share of n+1 dropped.
+        # On a GPU step n+1 is queued before step n is read, as the single-stream loop does, so
+        # the device never waits on Python; a stream that step n ends has its share of n+1
+        # dropped. On the CPU step n is read first (see generation.queues_ahead).
+        early = queues_ahead()
         with mx.stream(mx.new_stream(mx.default_device())):
             inflight = None
             while True:
+                if inflight is not None and not early:
+                    self._guarded(inflight[0], lambda _: self._finish(*inflight))
+                    inflight = None
                 if self._closing and inflight is None:
                     with self._cond:
                         self._parked = True
