@@ -1,9 +1,10 @@
 """Continuous batching: the streams running on one talker advance together, one frame a step.
 
-Each stream runs its own prefill on its own thread, then joins the batch at the next frame
-boundary. A batch step runs the code predictor's 15 draws for every stream in it, then feeds
-the frames back to the talker, as batched products; each stream keeps its own caches, sampler
-settings and random keys, and gets exactly the codes it would get alone. A stream leaves at
+Each stream's prefill runs on the batch's thread between two steps (run beside the steps, it
+slows both, on a 2-core CPU several times over), and the stream joins the step after it. A
+batch step runs the code predictor's 15 draws for every stream in it, then feeds the frames
+back to the talker, as batched products; each stream keeps its own caches, sampler settings
+and random keys, and gets exactly the codes it would get alone. A stream leaves at
 EOS, its budget, a fault or when its reader stops, without holding up the others; a stream
 whose next text token has not arrived sits the step out and comes back when it does.
 
@@ -18,14 +19,14 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import mlx.core as mx
 import numpy as np
 
-from . import lanes
-from .batch_member import AHEAD, Member, Reader, cat
-from .generation import FrameStepper, generation_stream, queues_ahead
+from .batch_member import AHEAD, Member, Prefill, Reader, cat
+from .generation import queues_ahead
 from .models.talker import Talker
 from .prompt import PromptVectors
 from .row_sampling import RowDraw
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 8
 _IDLE_POLL_S = 0.005  # how often streams that all wait for text are looked at again
+_SHUT = "the batch engine is shut down: the process is exiting"
 
 
 class BatchEngine:
@@ -44,6 +46,7 @@ class BatchEngine:
         self._talker = weakref.ref(talker)  # the thread below must not keep a model alive
         self.max_batch = max_batch
         self._cond = threading.Condition()
+        self._prefills: list[Prefill] = []  # asked for, not prefilled yet
         self._waiting: list[Member] = []  # prefilled, waiting for a place
         self._active: list[Member] = []
         self._holds = 0
@@ -61,6 +64,9 @@ class BatchEngine:
         the process when it is torn down under a thread that is still computing."""
         with self._cond:
             self._closing = True
+            for job in self._prefills:  # not started: its caller hears of it
+                job.member.set_exception(RuntimeError(_SHUT))
+            self._prefills.clear()
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._parked, timeout)
 
@@ -110,30 +116,28 @@ class BatchEngine:
                ahead: int | None = AHEAD) -> Iterator[tuple[np.ndarray, bool]]:
         """`generate_frames` through the batch: `(codes (16,) int32, is_last)` per frame.
 
-        The prefill runs now (on the calling thread when it is one of the package's); the frames
-        come from the batch, at most `ahead` past what was read (None: no limit, for a segment
-        started ahead of its turn). Closing the iterator takes the stream out at the next step.
+        Returns once the stream is prefilled (on the batch's thread, before its next step); the
+        frames come from the batch, at most `ahead` past what was read (None: no limit, for a
+        segment started ahead of its turn). Closing the iterator takes the stream out at the
+        next step.
         """
-        def prefill():
-            stepper = FrameStepper(self._talker(), prompt, sampling, seed)
-            with mx.stream(generation_stream()):
-                c0, hidden = stepper.prefill()
-            stepper.settle(c0, hidden)  # the batch runs on another thread
-            return stepper, c0, hidden
-
-        # On a lane of the package's (at once when called from one): a thread that has run
-        # compiled functions must outlive them (lanes.py). A graph cannot move threads: the
-        # prompt is evaluated where it was built.
-        mx.eval(prompt.prefill)
-        stepper, c0, hidden = lanes.shared().call(prefill)
-        last_step = sampling.max_new_tokens - 1  # the last draw gets no residual codes
-        if last_step <= 0 or c0.item() == stepper.eos:
-            return iter(())
-        member = Member(stepper, prompt, c0, hidden, last_step, ahead)
+        mx.eval(prompt.prefill)  # a graph cannot move threads: the prompt is evaluated where it was built
+        job = Prefill(prompt, sampling, seed, ahead, Future())
         with self._cond:
-            self._waiting.append(member)
+            if self._closing:
+                raise RuntimeError(_SHUT)
+            self._prefills.append(job)
             self._cond.notify_all()
-        return Reader(self, member)
+        try:
+            member = job.member.result()
+        except BaseException:  # interrupted: a stream prefilled for nobody leaves at once
+            job.member.add_done_callback(self._abandoned)
+            raise
+        return Reader(self, member) if member is not None else iter(())
+
+    def _abandoned(self, prefilled: Future) -> None:
+        if prefilled.exception() is None and prefilled.result() is not None:
+            self._leave(prefilled.result())
 
     def _wake(self) -> None:
         with self._cond:
@@ -163,11 +167,37 @@ class BatchEngine:
                         self._cond.notify_all()
                         while True:
                             self._cond.wait()
+                self._prefill()
                 run = self._next_batch(wait=inflight is None)
                 queued = self._guarded(run, self._queue) if run else None
                 if inflight is not None:
                     self._guarded(inflight[0], lambda _: self._finish(*inflight))
                 inflight, run, queued = queued, None, None
+
+    def _prefill(self) -> None:
+        """Prefills the stream asked for first, if any, and (unless held) makes its first frame;
+        it waits for a place from then on."""
+        with self._cond:
+            if not self._prefills:
+                return
+            job = self._prefills.pop(0)
+        try:
+            member = Member.prefilled(self.talker, job)
+            if member is not None:
+                with self._cond:
+                    self._waiting.append(member)
+        except BaseException as e:  # the stream's caller hears of it; the engine goes on
+            job.member.set_exception(e)
+            return
+        job.member.set_result(member)
+        with self._cond:
+            alone = member is not None and not self._holds and member.ready()
+        if alone:
+            # Its first frame at once, in a step of its own: that costs the others less than
+            # waiting for a step of the whole batch costs its first audio.
+            step = self._guarded([member], self._queue)
+            if step is not None:
+                self._guarded(step[0], lambda _: self._finish(*step))
 
     def _guarded(self, run: list[Member], fn):
         try:
@@ -187,7 +217,7 @@ class BatchEngine:
                 for m in [m for m in self._active + self._waiting if m.left]:
                     self._drop(m)
                 if self._holds:
-                    if not wait:
+                    if not wait or self._prefills:
                         return []
                     self._cond.wait()
                     continue
@@ -195,7 +225,7 @@ class BatchEngine:
                     self._active.append(self._waiting.pop(0))
                 self._probe_waiting()
                 run = [m for m in self._active if m.ready()]
-                if run or not wait:
+                if run or not wait or self._prefills:
                     return run
                 self._cond.wait(_IDLE_POLL_S if self._active or self._waiting else None)
 

@@ -1,20 +1,35 @@
-"""One stream's place in a batch (`batch.py`): its state between steps, and its reader's end."""
+"""One stream's place in a batch (`batch.py`): its request, its state between steps, and its reader's end."""
 
 from __future__ import annotations
 
 import queue
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
 
 from .generation import FrameStepper
 from .prompt import PromptVectors
+from .sampling import SamplingConfig
 
 AHEAD = 8  # frames a stream may run ahead of its reader (a chunk decodes meanwhile); then it sits out
 
 
 def cat(arrays: list[mx.array]) -> mx.array:
     return mx.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # alone: no copy
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """A stream asked for: the batch's thread prefills it and hands back its `Member` (None
+    when it ends at once)."""
+
+    prompt: PromptVectors
+    sampling: SamplingConfig
+    seed: int | None
+    ahead: int | None
+    member: Future
 
 
 class Member:
@@ -27,6 +42,17 @@ class Member:
         self.step = 0
         self.results: queue.SimpleQueue = queue.SimpleQueue()
         self.left = False  # set by the reader: drop at the next step boundary
+
+    @classmethod
+    def prefilled(cls, talker, job: Prefill) -> Member | None:
+        """Runs `job`'s prompt: the stream's place, or None when it ends at once."""
+        stepper = FrameStepper(talker, job.prompt, job.sampling, job.seed)
+        c0, hidden = stepper.prefill()
+        stepper.settle(c0, hidden)
+        last_step = job.sampling.max_new_tokens - 1  # the last draw gets no residual codes
+        if last_step <= 0 or c0.item() == stepper.eos:
+            return None
+        return cls(stepper, job.prompt, c0, hidden, last_step, job.ahead)
 
     def feeds(self) -> bool:
         """Whether this step feeds a frame back (not on the budget's last draw)."""
