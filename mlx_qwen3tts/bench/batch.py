@@ -101,29 +101,40 @@ def _first_frame(engine: BatchEngine, prepared) -> float:
     return first
 
 
-def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, int]:
+def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, int, float]:
     """A stream joining `running` streams in full flow (their budgets outlast the join): its
-    first frame's seconds, and how many streams were stepping when it came."""
-    stop = threading.Event()
+    first frame's seconds, how many streams were stepping when it came, and the running
+    streams' longest wait for a frame meanwhile (seconds, median over them)."""
+    stop, started = threading.Event(), threading.Semaphore(0)
+    stamps: list[list[float]] = [[] for _ in running]
 
-    def read(p):
-        for _ in engine.frames(p.prompt, p.sampling, p.seed):
+    def read(i):
+        for n, _ in enumerate(engine.frames(running[i].prompt, running[i].sampling, running[i].seed)):
+            stamps[i].append(time.perf_counter())
+            if n == 0:
+                started.release()
             if stop.is_set():
                 return
 
-    threads = [threading.Thread(target=read, args=(p,)) for p in running]
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(running))]
     for t in threads:
         t.start()
-    while engine.in_use < len(running):
-        time.sleep(0.002)
+    for _ in running:  # every runner stepping (none of them still prefilling)
+        started.acquire()
     time.sleep(0.05)
     try:
+        start = time.perf_counter()
         first = _first_frame(engine, joiner)
-        return first, engine.in_use
+        width, end = engine.in_use, start + first
+        stall = statistics.median(max((b - a for a, b in zip(s, s[1:]) if b >= start and a <= end), default=0.0)
+                                  for s in stamps)
+        return first, width, stall
     finally:
         stop.set()
         for t in threads:
             t.join()
+        while engine.in_use:  # the runners leave at the next step: the next figure starts idle
+            time.sleep(0.002)
 
 
 def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, speaker: str | None = None) -> dict:
@@ -137,7 +148,7 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     raw: dict[str, list] = {"solo_ms_per_frame": []}
     for size in sizes:
         raw[f"{size}"] = []
-    joins: dict[str, list] = {"idle": [], "full": [], "prefill": [], "width": [], "solo": []}
+    joins: dict[str, list] = {"idle": [], "full": [], "prefill": [], "width": [], "solo": [], "stall": []}
     # The joining figures' runners step until the join is timed, whatever --batch-frames is.
     runners = _prepared(tts, max(max(sizes) - 1, 1), JOIN_RUNNER_FRAMES, speaker)
     for round_ in range(rounds):
@@ -153,9 +164,10 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
         else:
             joins["idle"].append(_first_frame(engine, prepared[0]))
             joins["prefill"].append(_prefill_alone(engine, prepared[0]))
-        first, width = _join_full(engine, runners, prepared[0])
+        first, width, stall = _join_full(engine, runners, prepared[0])
         joins["full"].append(first)
         joins["width"].append(width)
+        joins["stall"].append(stall)
     out = {"solo_ms_per_frame": statistics.median(raw["solo_ms_per_frame"]), "sizes": {},
            "speaker": _speaker(tts, speaker), "texts": [TEXTS[i % len(TEXTS)] for i in range(max(sizes))]}
     for size in sizes:
@@ -170,6 +182,7 @@ def batch_benchmark(tts, sizes: list[int], frames: int = 24, rounds: int = 2, sp
     out["prefill_s"] = statistics.median(joins["prefill"])
     out["first_frame_solo_s"] = statistics.median(joins["solo"])
     out["streams_at_join"] = min(joins["width"])  # the joiner included, when its first frame came
+    out["runners_longest_wait_s"] = statistics.median(joins["stall"])
     out["engine_steps"] = engine.steps
     return out
 
@@ -189,6 +202,8 @@ def format_batch(title: str, result: dict) -> str:
     lines.append(f"first frame, joining {max(max(sizes) - 1, 1)} running streams: {result['first_frame_full_s'] * 1e3:.0f} ms "
                  f"(its prefill alone with two steps of the full batch: {prefill + 2 * full_ms:.0f} ms; "
                  f"{result['streams_at_join']} streams stepping at its first frame)")
+    lines.append(f"the running streams' longest wait for a frame meanwhile: {result['runners_longest_wait_s'] * 1e3:.0f} ms "
+                 f"(a step of {max(sizes)}: {full_ms:.0f} ms)")
     return "\n".join(lines)
 
 

@@ -222,8 +222,11 @@ def test_bench_batch_prints_the_figures_per_size(tiny, tmp_path, capsys):
                  "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "frames/s" in text and "joining an idle engine" in text and "single-stream loop" in text
-    sizes = json.loads(out.read_text())["results"][0]["batch"]["sizes"]
+    assert "the running streams' longest wait for a frame meanwhile" in text
+    batch = json.loads(out.read_text())["results"][0]["batch"]
+    sizes = batch["sizes"]
     assert sorted(sizes) == ["1", "2"] and sizes["1"]["speedup"] == 1.0 and sizes["2"]["frames_per_s"] > 0
+    assert batch["runners_longest_wait_s"] > 0 and batch["first_frame_full_s"] > 0
 
 
 def test_small_m_paths_compute_the_same_products():
