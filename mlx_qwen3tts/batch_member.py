@@ -1,4 +1,5 @@
-"""One stream's place in a batch (`batch.py`): its request, its state between steps, and its reader's end."""
+"""One stream's place in a batch (`batch.py`): its request, its state between steps, and its
+reader's end."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import mlx.core as mx
 import numpy as np
 
 from .generation import FrameStepper
+from .models.talker import Talker
 from .prompt import PromptVectors
 from .sampling import SamplingConfig
 
@@ -44,7 +46,7 @@ class Member:
         self.left = False  # set by the reader: drop at the next step boundary
 
     @classmethod
-    def prefilled(cls, talker, job: Prefill) -> Member | None:
+    def prefilled(cls, talker: Talker, job: Prefill) -> Member | None:
         """Runs `job`'s prompt: the stream's place, or None when it ends at once."""
         stepper = FrameStepper(talker, job.prompt, job.sampling, job.seed)
         c0, hidden = stepper.prefill()

@@ -7,7 +7,8 @@ codebook 0.
 
 The lean path (the default) runs the code predictor's 15 steps, sampling included, as one
 compiled graph, queues step n+1 with `mx.async_eval` before reading step n on a GPU (see
-`queues_ahead`), and reads one scalar per frame. The plain path (`compiled=False`) is the step-by-step form it must equal.
+`queues_ahead`), and reads one scalar per frame. The plain path (`compiled=False`) is the
+step-by-step form it must equal.
 """
 
 from __future__ import annotations

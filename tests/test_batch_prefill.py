@@ -46,12 +46,13 @@ def test_prefills_run_on_the_batch_thread_never_beside_a_step(tts, monkeypatch):
     monkeypatch.setattr(FrameStepper, "prefill", prefill)
     monkeypatch.setattr(BatchEngine, "_queue", queue)
     monkeypatch.setattr(BatchEngine, "_finish", finish)
-    # Streams joining one by one, each while the others step.
-    threads, got, errors = on_threads([lambda p=p: engine_codes(engine.frames(p.prompt, p.sampling, p.seed))
-                                       for p in prepared[:1]])
+    def run(p):
+        return engine_codes(engine.frames(p.prompt, p.sampling, p.seed))
+
+    # One stream steps; three more join while it does (their prefills queue on the batch's thread).
+    threads, got, errors = on_threads([lambda p=p: run(p) for p in prepared[:1]])
     wait_for(lambda: engine.steps > 0 or errors)
-    more, got_more, errors_more = on_threads([lambda p=p: engine_codes(engine.frames(p.prompt, p.sampling, p.seed))
-                                              for p in prepared[1:]])
+    more, got_more, errors_more = on_threads([lambda p=p: run(p) for p in prepared[1:]])
     for t in threads + more:
         t.join(120)
     assert not errors and not errors_more, errors + errors_more

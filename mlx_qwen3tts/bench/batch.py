@@ -101,6 +101,11 @@ def _first_frame(engine: BatchEngine, prepared) -> float:
     return first
 
 
+def _longest_wait(stamps: list[float], start: float, end: float) -> float:
+    """The longest gap between two of a stream's frames that overlaps `start` to `end`."""
+    return max((b - a for a, b in zip(stamps, stamps[1:]) if b >= start and a <= end), default=0.0)
+
+
 def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, int, float]:
     """A stream joining `running` streams in full flow (their budgets outlast the join): its
     first frame's seconds, how many streams were stepping when it came, and the running
@@ -125,10 +130,8 @@ def _join_full(engine: BatchEngine, running: list, joiner) -> tuple[float, int, 
     try:
         start = time.perf_counter()
         first = _first_frame(engine, joiner)
-        width, end = engine.in_use, start + first
-        stall = statistics.median(max((b - a for a, b in zip(s, s[1:]) if b >= start and a <= end), default=0.0)
-                                  for s in stamps)
-        return first, width, stall
+        width = engine.in_use
+        return first, width, statistics.median(_longest_wait(s, start, start + first) for s in stamps)
     finally:
         stop.set()
         for t in threads:
