@@ -6,9 +6,8 @@ drawn, feeds the frame back into the talker with the next text-side vector and d
 codebook 0.
 
 The lean path (the default) runs the code predictor's 15 steps, sampling included, as one
-compiled graph, queues step n+1 with `mx.async_eval` before reading step n on a GPU (see
-`queues_ahead`), and reads one scalar per frame. The plain path (`compiled=False`) is the
-step-by-step form it must equal.
+compiled graph, queues step n+1 with `mx.async_eval` before reading step n, and reads one
+scalar per frame. The plain path (`compiled=False`) is the step-by-step form it must equal.
 """
 
 from __future__ import annotations
@@ -54,10 +53,10 @@ _STREAM = mx.new_thread_local_stream(mx.default_device())
 
 
 def queues_ahead() -> bool:
-    """Whether step n+1 is queued before step n is read. On a GPU that keeps the device busy
-    while Python reads. On the CPU `mx.async_eval` returns only once all but a few of a step's
-    operations have run (MLX keeps at most ten tasks in flight), so queueing ahead would hand
-    every frame out a step late and gain nothing."""
+    """Whether the batch queues step n+1 before it reads step n. On a GPU that keeps the device
+    busy while Python reads. On the CPU `mx.async_eval` returns only once all but a few of a
+    step's operations have run (MLX keeps at most ten tasks in flight), so queueing ahead would
+    hand every frame out a step late and gain nothing."""
     return mx.default_device().type == mx.DeviceType.gpu
 
 
@@ -201,12 +200,11 @@ def _lean_frames(s: FrameStepper, last_step: int) -> Iterator[tuple[mx.array, bo
     if last_step <= 0 or HostSyncs.item(c0) == s.eos:
         return
     pending = queue(0, c0, hidden)
-    early = queues_ahead()
     for step in range(last_step):
         row, c0, hidden = pending
-        # On a GPU frame n+1 goes into the queue before frame n is read, so the device never
-        # waits on Python; unless its text has not arrived, which is waited for once n is out.
-        ahead = early and c0 is not None and s.prompt.ready(step + 1)
+        # Frame n+1 goes into the queue before frame n is read, so the device never waits on
+        # Python; unless its text has not arrived, which is waited for once frame n is out.
+        ahead = c0 is not None and s.prompt.ready(step + 1)
         if ahead:
             pending = queue(step + 1, c0, hidden)
         is_last = c0 is None or HostSyncs.item(c0) == s.eos
